@@ -1,0 +1,57 @@
+# Tasks API. `make run` serves on 127.0.0.1:8000; `make test` runs the suite on SQLite and PostgreSQL.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := backend/.venv
+BIN := $(CURDIR)/$(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+USER ?= alice
+
+.PHONY: run test lint format typecheck migrate check-migrations token install install-dev clean
+
+$(VENV)/.runtime: backend/requirements.txt
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11) and "Python 3.11 is required (set PYTHON=...)")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r backend/requirements.txt
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime backend/requirements-dev.txt
+	$(BIN)/python -m pip install --quiet -r backend/requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.runtime
+install-dev: $(VENV)/.dev
+
+backend/.env: | $(VENV)/.runtime
+	cd backend && $(BIN)/python -m src.cli init-env
+
+## run: migrate the database, then serve the API on http://$(HOST):$(PORT) (docs at /docs)
+run: $(VENV)/.runtime backend/.env migrate
+	cd backend && $(BIN)/uvicorn src.main:create_app --factory --host $(HOST) --port $(PORT) --no-access-log
+
+## test: the whole suite, against SQLite and PostgreSQL (TEST_DATABASE_URL, default the local server)
+test: $(VENV)/.dev
+	cd backend && $(BIN)/pytest
+
+## migrate: bring the database at DATABASE_URL (or backend/.env) to the newest schema
+migrate: $(VENV)/.runtime
+	cd backend && $(BIN)/alembic upgrade head
+
+## check-migrations: fail when the models and the migrations disagree
+check-migrations: $(VENV)/.dev
+	cd backend && $(BIN)/alembic upgrade head && $(BIN)/alembic check
+
+## lint: ruff, the formatter's check and mypy
+lint: $(VENV)/.dev
+	cd backend && $(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy src alembic tests
+
+format: $(VENV)/.dev
+	cd backend && $(BIN)/ruff check --fix . && $(BIN)/ruff format .
+
+## token: print a bearer token for USER (default alice), signed with backend/.env's AUTH_JWT_SECRET
+token: $(VENV)/.runtime backend/.env
+	@cd backend && $(BIN)/python -m src.cli token "$(USER)"
+
+clean:
+	rm -rf $(VENV) backend/tasks.db backend/tasks.db-wal backend/tasks.db-shm

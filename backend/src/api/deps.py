@@ -1,0 +1,52 @@
+"""Dependencies shared by the routes: the database session, the settings and the authenticated owner."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from src.core.config import Settings
+from src.core.database import open_session
+from src.core.errors import AuthenticationError, PermissionDeniedError
+from src.core.security import TokenVerifier
+
+bearer_scheme = HTTPBearer(
+    auto_error=False,
+    bearerFormat="JWT",
+    description="A JWT whose `sub` is the user id in the path (`make token USER=alice` prints one locally).",
+)
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    async for session in open_session(request.app.state.sessionmaker):
+        yield session
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+async def require_path_owner(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+) -> None:
+    """Verifies the bearer token and that its subject owns the `{user_id}` collection in the path.
+
+    It reads the raw path parameter so that a missing or bad token is a 401 before anything else about
+    the request is judged."""
+    if credentials is None:
+        raise AuthenticationError("a bearer token is required")
+    verifier: TokenVerifier = request.app.state.token_verifier
+    subject = await verifier.verify(credentials.credentials)
+    if subject != request.path_params.get("user_id"):
+        raise PermissionDeniedError("the token does not grant access to this user's tasks")
+    request.state.user_id = subject
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]

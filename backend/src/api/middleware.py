@@ -1,0 +1,130 @@
+"""Pure ASGI middleware (no per-request task or thread): request ids, access log, last-resort 500, body cap."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import Any
+
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from src.api.problems import PROBLEM_MEDIA_TYPE, ProblemType, problem_body
+from src.api.route_index import RouteIndex
+from src.core.logging import request_id_var
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_MAX_REQUEST_ID_LENGTH = 128
+
+access_logger = logging.getLogger("src.access")
+error_logger = logging.getLogger("src.errors")
+
+
+def _accepted_request_id(value: str | None) -> str | None:
+    """A proxy's request id is kept when it is 1..128 visible ASCII characters."""
+    if value and len(value) <= _MAX_REQUEST_ID_LENGTH and all("!" <= char <= "~" for char in value):
+        return value
+    return None
+
+
+class RequestContextMiddleware:
+    """Gives each request an id (echoed in `X-Request-ID`, logged, put in problem bodies), writes one
+    access line per request, and turns any unhandled exception into a 500 problem without details."""
+
+    def __init__(self, app: ASGIApp, *, route_index: RouteIndex) -> None:
+        self.app = app
+        self.route_index = route_index
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _accepted_request_id(Headers(scope=scope).get(REQUEST_ID_HEADER)) or uuid.uuid4().hex
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        status = 500
+        response_started = False
+
+        async def send_with_request_id(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                status = message["status"]
+                MutableHeaders(scope=message).append(REQUEST_ID_HEADER, request_id)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_request_id)
+        except Exception:
+            error_logger.exception("unhandled error")
+            if response_started:
+                raise
+            await _send_problem(
+                send_with_request_id,
+                500,
+                title="Internal Server Error",
+                detail="The service failed to handle this request; quote the request_id when reporting it.",
+                type_=ProblemType.INTERNAL,
+            )
+        finally:
+            self._log_access(scope, status, time.perf_counter() - started)
+            request_id_var.reset(token)
+
+    def _log_access(self, scope: Scope, status: int, seconds: float) -> None:
+        state: dict[str, Any] = scope.get("state") or {}
+        access_logger.info(
+            "request",
+            extra={
+                "method": scope["method"],
+                "route": self.route_index.template_of(scope.get("route")) or "<unmatched>",
+                "status": status,
+                "duration_ms": round(seconds * 1000, 2),
+                "user_id": state.get("user_id", "-"),
+            },
+        )
+
+
+async def _send_problem(send: Send, status: int, *, title: str, detail: str, type_: str = ProblemType.HTTP) -> None:
+    body = problem_body(status, title=title, detail=detail, type_=type_)
+    headers = [
+        (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class BodySizeLimitMiddleware:
+    """Refuses bodies over the limit with 413: at once when Content-Length says so, else as soon as the
+    streamed bytes pass it, so an oversized body is never read whole."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await _send_problem(send, 413, title="Content Too Large", detail=self._detail)
+            return
+        received = 0
+
+        async def receive_within_limit() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise HTTPException(413, detail=self._detail)
+            return message
+
+        await self.app(scope, receive_within_limit, send)
+
+    @property
+    def _detail(self) -> str:
+        return f"The request body is larger than {self.max_bytes} bytes."

@@ -1,0 +1,220 @@
+"""RFC 9457 problem responses: the one place that turns errors into HTTP.
+
+Problem bodies never echo request input (a field name is shown in `loc`, cleaned of characters that
+cannot be encoded), so a hostile body cannot turn a 4xx into a 500 or smuggle text into a response.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from src.core.errors import (
+    AuthenticationError,
+    DomainError,
+    InvalidInputError,
+    NotFoundError,
+    PermissionDeniedError,
+    ServiceUnavailableError,
+)
+from src.core.logging import request_id_var
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+RETRY_AFTER_SECONDS = "2"
+_MAX_LOC_TEXT = 64
+
+
+class ProblemType:
+    """The `type` URIs this service uses; each is described in docs/api.md."""
+
+    VALIDATION = "urn:tasks-api:problem:validation-error"
+    NOT_FOUND = "urn:tasks-api:problem:not-found"
+    UNAUTHENTICATED = "urn:tasks-api:problem:unauthenticated"
+    FORBIDDEN = "urn:tasks-api:problem:forbidden"
+    UNAVAILABLE = "urn:tasks-api:problem:service-unavailable"
+    INTERNAL = "urn:tasks-api:problem:internal-error"
+    HTTP = "about:blank"
+
+
+class ProblemDetailError(BaseModel):
+    loc: list[str | int] = Field(description="Where the error is: `body`, `query`, `path` or `header`, then the field.")
+    msg: str
+    type: str = Field(description="A stable machine-readable error code, e.g. `string_too_long`.")
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem; `errors` is present on 422."""
+
+    type: str = Field(examples=[ProblemType.NOT_FOUND])
+    title: str = Field(examples=["Not Found"])
+    status: int = Field(examples=[404])
+    detail: str = Field(examples=["no task with this id in this user's list"])
+    request_id: str = Field(description="Also in the service's log lines for this request.")
+    errors: list[ProblemDetailError] | None = None
+
+
+def problem_body(
+    status: int,
+    *,
+    title: str,
+    detail: str,
+    type_: str = ProblemType.HTTP,
+    errors: list[dict[str, Any]] | None = None,
+) -> bytes:
+    body: dict[str, Any] = {
+        "type": type_,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "request_id": request_id_var.get(),
+    }
+    if errors is not None:
+        body["errors"] = errors
+    return json.dumps(body, ensure_ascii=False).encode()
+
+
+def problem_response(
+    status: int,
+    *,
+    title: str,
+    detail: str,
+    type_: str = ProblemType.HTTP,
+    errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    body = problem_body(status, title=title, detail=detail, type_=type_, errors=errors)
+    return Response(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+
+
+def _clean_loc(loc: Any) -> list[str | int]:
+    cleaned: list[str | int] = []
+    for part in loc:
+        if isinstance(part, int):
+            cleaned.append(part)
+        else:
+            text = str(part).encode("utf-8", "replace").decode("utf-8")
+            cleaned.append(text if len(text) <= _MAX_LOC_TEXT else text[:_MAX_LOC_TEXT] + "…")
+    return cleaned
+
+
+def _validation_problem(errors: list[dict[str, Any]]) -> Response:
+    return problem_response(
+        422,
+        title="Unprocessable Content",
+        detail="The request is not valid: see errors.",
+        type_=ProblemType.VALIDATION,
+        errors=errors,
+    )
+
+
+async def _on_validation_error(_request: Request, exc: RequestValidationError) -> Response:
+    errors = [
+        {
+            "loc": _clean_loc(error["loc"]),
+            "msg": str(error["msg"]),
+            "type": str(error["type"]),
+        }
+        for error in exc.errors()
+    ]
+    return _validation_problem(errors)
+
+
+async def _on_http_error(request: Request, exc: HTTPException) -> Response:
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(request.app.state.route_index.methods_at(request.url.path))
+    title = _STATUS_TITLES.get(exc.status_code, "Error")
+    detail = _STATUS_DETAILS.get(exc.status_code, exc.detail)
+    return problem_response(exc.status_code, title=title, detail=str(detail), headers=headers)
+
+
+_STATUS_TITLES = {
+    400: "Bad Request",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    413: "Content Too Large",
+    415: "Unsupported Media Type",
+}
+_STATUS_DETAILS = {
+    404: "No resource at this path.",
+    405: "This resource does not support the method: see the Allow header.",
+}
+
+
+async def _on_domain_error(_request: Request, exc: DomainError) -> Response:
+    if isinstance(exc, NotFoundError):
+        return problem_response(404, title="Not Found", detail=exc.detail, type_=ProblemType.NOT_FOUND)
+    if isinstance(exc, InvalidInputError):
+        return _validation_problem([{"loc": list(exc.loc), "msg": exc.detail, "type": exc.error_type}])
+    if isinstance(exc, AuthenticationError):
+        return problem_response(
+            401,
+            title="Unauthorized",
+            detail=exc.detail,
+            type_=ProblemType.UNAUTHENTICATED,
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
+    if isinstance(exc, PermissionDeniedError):
+        return problem_response(403, title="Forbidden", detail=exc.detail, type_=ProblemType.FORBIDDEN)
+    if isinstance(exc, ServiceUnavailableError):
+        return service_unavailable(exc.detail)
+    raise exc
+
+
+def service_unavailable(detail: str) -> Response:
+    return problem_response(
+        503,
+        title="Service Unavailable",
+        detail=detail,
+        type_=ProblemType.UNAVAILABLE,
+        headers={"Retry-After": RETRY_AFTER_SECONDS},
+    )
+
+
+async def _on_database_unavailable(_request: Request, exc: Exception) -> Response:
+    lost_connection = isinstance(exc, OperationalError | InterfaceError | PoolTimeoutError) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    )
+    if not lost_connection:
+        raise exc
+    return service_unavailable("The database is not answering; retry shortly.")
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    app.exception_handlers.update(
+        {
+            RequestValidationError: _on_validation_error,
+            HTTPException: _on_http_error,
+            DomainError: _on_domain_error,
+            DBAPIError: _on_database_unavailable,
+            PoolTimeoutError: _on_database_unavailable,
+        }
+    )
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` entries for the problem statuses a route can return."""
+    descriptions = {
+        401: "Missing, malformed, badly signed or expired bearer token.",
+        403: "The token's subject is not the user in the path.",
+        404: "No task with this id in this user's list.",
+        413: "Request body larger than 64 KiB.",
+        422: "Invalid input: see `errors`.",
+        503: "The database is not answering; retry after `Retry-After` seconds.",
+    }
+    return {
+        status: {
+            "model": Problem,
+            "description": descriptions[status],
+            "content": {PROBLEM_MEDIA_TYPE: {}},
+        }
+        for status in statuses
+    }

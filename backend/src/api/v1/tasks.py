@@ -1,0 +1,138 @@
+"""Task routes: HTTP in, one service call, HTTP out."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+
+from src.api.deps import SessionDep, SettingsDep, require_path_owner
+from src.api.problems import problem_responses
+from src.models.task import (
+    USER_ID_MAX_LENGTH,
+    TaskCreate,
+    TaskPage,
+    TaskPatch,
+    TaskPublic,
+    TaskReplace,
+    TaskSort,
+    TaskStatusFilter,
+)
+from src.services import task_service
+
+router = APIRouter(
+    prefix="/users/{user_id}/tasks",
+    tags=["tasks"],
+    dependencies=[Depends(require_path_owner)],
+    responses=problem_responses(401, 403, 413, 422, 503),
+)
+
+UserId = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=USER_ID_MAX_LENGTH,
+        pattern=r"^[!-~]+$",
+        description="The owner's id; must equal the token's `sub`.",
+        examples=["alice"],
+    ),
+]
+TaskId = Annotated[uuid.UUID, Path(description="The task's id.")]
+JSON_MEDIA_TYPE = "application/json"
+
+
+def _task_response(task: TaskPublic, status_code: int = status.HTTP_200_OK) -> Response:
+    return Response(task.model_dump_json(), status_code=status_code, media_type=JSON_MEDIA_TYPE)
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=TaskPublic,
+    responses={
+        201: {
+            "headers": {
+                "Location": {
+                    "description": "The new task's URL.",
+                    "schema": {"type": "string"},
+                }
+            }
+        }
+    },
+)
+async def create_task(request: Request, user_id: UserId, data: TaskCreate, session: SessionDep) -> Response:
+    """Create a task in the user's list."""
+    task = await task_service.create_task(session=session, user_id=user_id, data=data)
+    response = _task_response(task, status.HTTP_201_CREATED)
+    response.headers["Location"] = str(request.url_for("get_task", user_id=user_id, task_id=task.id).path)
+    return response
+
+
+@router.get("", response_model=TaskPage)
+async def list_tasks(
+    user_id: UserId,
+    session: SessionDep,
+    settings: SettingsDep,
+    status_filter: Annotated[
+        TaskStatusFilter, Query(alias="status", description="Which tasks to list.")
+    ] = TaskStatusFilter.ALL,
+    sort: Annotated[TaskSort, Query(description="Sort order; `-` means descending.")] = TaskSort.NEWEST_FIRST,
+    limit: Annotated[int, Query(ge=1, le=100, description="Page size.")] = 50,
+    cursor: Annotated[
+        str | None,
+        Query(
+            max_length=1024,
+            description="The `next_cursor` of the previous page, unchanged.",
+        ),
+    ] = None,
+) -> Response:
+    """List the user's tasks, one page at a time."""
+    page = await task_service.list_tasks(
+        session=session,
+        user_id=user_id,
+        status=status_filter,
+        sort=sort,
+        limit=limit,
+        cursor=cursor,
+        cursor_key=settings.cursor_key,
+    )
+    return Response(page.model_dump_json(), media_type=JSON_MEDIA_TYPE)
+
+
+@router.get("/{task_id}", response_model=TaskPublic, responses=problem_responses(404))
+async def get_task(user_id: UserId, task_id: TaskId, session: SessionDep) -> Response:
+    """Get one task."""
+    return _task_response(await task_service.get_task(session=session, user_id=user_id, task_id=task_id))
+
+
+@router.put("/{task_id}", response_model=TaskPublic, responses=problem_responses(404))
+async def replace_task(user_id: UserId, task_id: TaskId, data: TaskReplace, session: SessionDep) -> Response:
+    """Replace a task: omitted fields return to their defaults."""
+    task = await task_service.replace_task(session=session, user_id=user_id, task_id=task_id, data=data)
+    return _task_response(task)
+
+
+@router.patch("/{task_id}", response_model=TaskPublic, responses=problem_responses(404))
+async def patch_task(user_id: UserId, task_id: TaskId, data: TaskPatch, session: SessionDep) -> Response:
+    """Change some fields of a task; `"description": null` clears the description."""
+    task = await task_service.patch_task(session=session, user_id=user_id, task_id=task_id, data=data)
+    return _task_response(task)
+
+
+@router.patch("/{task_id}/complete", response_model=TaskPublic, responses=problem_responses(404))
+async def toggle_completion(user_id: UserId, task_id: TaskId, session: SessionDep) -> Response:
+    """Toggle a task between completed and pending."""
+    task = await task_service.toggle_completion(session=session, user_id=user_id, task_id=task_id)
+    return _task_response(task)
+
+
+@router.delete(
+    "/{task_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(404),
+)
+async def delete_task(user_id: UserId, task_id: TaskId, session: SessionDep) -> Response:
+    """Delete a task."""
+    await task_service.delete_task(session=session, user_id=user_id, task_id=task_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,92 @@
+"""The one place that knows how to talk to the database: the engine and its sessions.
+
+Access is async (SQLAlchemy's asyncio extension over psycopg 3, or aiosqlite for the embedded
+default) so a request never waits for a thread-pool hop while the database answers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+from sqlalchemy import event, inspect, text
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from src.core.config import BACKEND_DIR, Settings
+
+ALEMBIC_INI = BACKEND_DIR / "alembic.ini"
+SQLITE_BUSY_TIMEOUT_SECONDS = 15
+
+
+def create_engine(settings: Settings) -> AsyncEngine:
+    if settings.is_sqlite:
+        return _create_sqlite_engine(settings)
+    connect_args: dict[str, Any] = {"connect_timeout": settings.db_connect_timeout_seconds}
+    if settings.db_statement_timeout_ms:
+        connect_args["options"] = f"-c statement_timeout={settings.db_statement_timeout_ms}"
+    return create_async_engine(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout_seconds,
+        pool_recycle=settings.db_pool_recycle_seconds,
+        pool_pre_ping=settings.db_pool_pre_ping,
+        connect_args=connect_args,
+    )
+
+
+def _create_sqlite_engine(settings: Settings) -> AsyncEngine:
+    engine = create_async_engine(
+        settings.database_url,
+        pool_pre_ping=settings.db_pool_pre_ping,
+        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS},
+    )
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
+        # WAL lets readers run beside the single writer; foreign keys are off by default in SQLite.
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    return engine
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    # expire_on_commit=False: results are read after the service commits, before the response.
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+async def open_session(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[AsyncSession]:
+    """One session per request; the service commits, and anything left open is rolled back here."""
+    async with sessionmaker() as session:
+        yield session
+
+
+def head_revision() -> str:
+    """The newest Alembic revision in this checkout: what the database schema must be at."""
+    config = Config(str(ALEMBIC_INI))
+    heads = ScriptDirectory.from_config(config).get_heads()
+    if len(heads) != 1:
+        raise RuntimeError(f"expected one Alembic head, found {heads}")
+    return heads[0]
+
+
+async def current_revision(engine: AsyncEngine) -> str | None:
+    """The schema revision the database is at, or None before the first migration."""
+    async with engine.connect() as connection:
+        has_table = await connection.run_sync(lambda sync: inspect(sync).has_table("alembic_version"))
+        if not has_table:
+            return None
+        return (await connection.execute(text("SELECT version_num FROM alembic_version"))).scalar_one_or_none()

@@ -1,0 +1,34 @@
+"""Domain errors: raised below the HTTP layer, mapped to problem responses in `src/api/problems.py`."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class NotFoundError(DomainError):
+    """The resource is not in the caller's collection (whether it exists elsewhere is never said)."""
+
+
+class InvalidInputError(DomainError):
+    """Input that passed schema validation but cannot be used, e.g. a tampered page cursor."""
+
+    def __init__(self, detail: str, *, loc: tuple[str, ...], error_type: str) -> None:
+        super().__init__(detail)
+        self.loc = loc
+        self.error_type = error_type
+
+
+class AuthenticationError(DomainError):
+    """No credentials, or credentials that do not verify."""
+
+
+class PermissionDeniedError(DomainError):
+    """Verified credentials that do not grant access to the resource."""
+
+
+class ServiceUnavailableError(DomainError):
+    """A dependency (the database, the key server) cannot answer right now; the client may retry."""

@@ -1,0 +1,141 @@
+"""Bearer token verification: an HS256 shared secret and/or a JWKS (EdDSA, RS256, ES256).
+
+The algorithm comes from an allow-list matched to the key, never from the token alone; `exp` and
+`sub` are required; the JWKS is fetched with a short timeout and a size cap, cached, refreshed at most
+once per `AUTH_JWKS_MIN_REFRESH_SECONDS` however many unknown key ids arrive, and header fields such as
+`jku` or `x5u` are never followed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from typing import Any
+
+import httpx
+import jwt
+from jwt.types import Options
+
+from src.core.config import JWKS_ALGORITHMS, Settings
+from src.core.errors import AuthenticationError, ServiceUnavailableError
+
+logger = logging.getLogger(__name__)
+
+MAX_TOKEN_LENGTH = 8192
+HS256 = "HS256"
+
+
+class JwksCache:
+    def __init__(self, url: str, settings: Settings, client: httpx.AsyncClient) -> None:
+        self._url = url
+        self._client = client
+        self._timeout = settings.auth_jwks_timeout_seconds
+        self._max_bytes = settings.auth_jwks_max_bytes
+        self._ttl = settings.auth_jwks_cache_seconds
+        self._min_refresh = settings.auth_jwks_min_refresh_seconds
+        self._keys: dict[str | None, jwt.PyJWK] = {}
+        self._fetched_at = float("-inf")
+        self._attempted_at = float("-inf")
+        self._lock = asyncio.Lock()
+
+    async def key_for(self, kid: str | None) -> jwt.PyJWK:
+        now = time.monotonic()
+        if now - self._fetched_at > self._ttl or (kid not in self._keys and kid is not None):
+            await self._refresh()
+        key = self._keys.get(kid)
+        if key is None and kid is None and len(self._keys) == 1:
+            key = next(iter(self._keys.values()))
+        if key is None:
+            raise AuthenticationError("token is signed with an unknown key")
+        return key
+
+    async def _refresh(self) -> None:
+        async with self._lock:
+            if time.monotonic() - self._attempted_at < self._min_refresh:
+                return
+            self._attempted_at = time.monotonic()
+            try:
+                async with asyncio.timeout(self._timeout):
+                    document = await self._fetch()
+                key_set = jwt.PyJWKSet.from_dict(document)
+            except (
+                httpx.HTTPError,
+                TimeoutError,
+                ValueError,
+                jwt.PyJWKSetError,
+            ) as error:
+                logger.warning("JWKS fetch failed", extra={"error": type(error).__name__})
+                if not self._keys:
+                    raise ServiceUnavailableError("the token key server is not answering; retry shortly") from None
+                return
+            self._keys = {key.key_id: key for key in key_set.keys if key.algorithm_name in JWKS_ALGORITHMS}
+            self._fetched_at = time.monotonic()
+
+    async def _fetch(self) -> Any:
+        chunks: list[bytes] = []
+        size = 0
+        async with self._client.stream("GET", self._url, timeout=self._timeout, follow_redirects=False) as response:
+            response.raise_for_status()
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > self._max_bytes:
+                    raise ValueError("JWKS document is too large")
+                chunks.append(chunk)
+        return json.loads(b"".join(chunks))
+
+
+class TokenVerifier:
+    """Turns a bearer token into the verified subject (the user id), or raises AuthenticationError."""
+
+    def __init__(self, settings: Settings, jwks: JwksCache | None) -> None:
+        self._secret = settings.auth_jwt_secret.get_secret_value() if settings.auth_jwt_secret else None
+        self._jwks = jwks
+        self._issuer = settings.auth_issuer
+        self._audience = settings.auth_audience
+        self._leeway = settings.auth_leeway_seconds
+        required = ["exp", "sub"]
+        if self._issuer:
+            required.append("iss")
+        if self._audience:
+            required.append("aud")
+        self._options: Options = {
+            "require": required,
+            "verify_aud": self._audience is not None,
+        }
+
+    async def verify(self, token: str) -> str:
+        if len(token) > MAX_TOKEN_LENGTH:
+            raise AuthenticationError("token is too long")
+        try:
+            header = jwt.get_unverified_header(token)
+            algorithm = header.get("alg")
+            key = await self._key_for(algorithm, header.get("kid"))
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=[str(algorithm)],
+                issuer=self._issuer,
+                audience=self._audience,
+                leeway=self._leeway,
+                options=self._options,
+            )
+        except jwt.ExpiredSignatureError:
+            raise AuthenticationError("token has expired") from None
+        except jwt.InvalidTokenError:
+            raise AuthenticationError("token is not valid") from None
+        subject = claims.get("sub")
+        if not isinstance(subject, str) or not subject:
+            raise AuthenticationError("token has no subject")
+        return subject
+
+    async def _key_for(self, algorithm: object, kid: object) -> Any:
+        if algorithm == HS256 and self._secret is not None:
+            return self._secret
+        if algorithm in JWKS_ALGORITHMS and self._jwks is not None:
+            key = await self._jwks.key_for(kid if isinstance(kid, str) else None)
+            if key.algorithm_name != algorithm:
+                raise AuthenticationError("token algorithm does not match its key")
+            return key.key
+        raise AuthenticationError("token algorithm is not accepted")

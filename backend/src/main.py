@@ -1,0 +1,74 @@
+"""The application factory: `uvicorn src.main:create_app --factory`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+import httpx
+from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
+
+from src.api import health
+from src.api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from src.api.problems import install_problem_handlers
+from src.api.route_index import RouteIndex
+from src.api.v1 import tasks
+from src.core.config import Settings
+from src.core.database import create_engine, create_sessionmaker, head_revision
+from src.core.logging import configure_logging
+from src.core.security import JwksCache, TokenVerifier
+
+logger = logging.getLogger(__name__)
+
+API_DESCRIPTION = """
+Create, list, update, complete and delete each user's tasks.
+
+Every `/api/v1/users/{user_id}/...` route needs `Authorization: Bearer <JWT>` whose `sub` is the
+`user_id` in the path. Errors are RFC 9457 `application/problem+json` documents.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    configure_logging(settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            engine = create_engine(settings)
+            stack.push_async_callback(engine.dispose)
+            jwks = None
+            if settings.auth_jwks_url:
+                client = await stack.enter_async_context(httpx.AsyncClient())
+                jwks = JwksCache(settings.auth_jwks_url, settings, client)
+            app.state.engine = engine
+            app.state.sessionmaker = create_sessionmaker(engine)
+            app.state.token_verifier = TokenVerifier(settings, jwks)
+            app.state.schema_head = head_revision()
+            logger.info("service started", extra={"environment": settings.environment.value})
+            yield
+
+    app = FastAPIOffline(
+        title="Tasks API",
+        version="1.0.0",
+        description=API_DESCRIPTION,
+        lifespan=lifespan,
+        openapi_tags=[
+            {"name": "tasks", "description": "Each user's own tasks."},
+            {
+                "name": "health",
+                "description": "Probes for process managers and load balancers.",
+            },
+        ],
+    )
+    app.state.settings = settings
+    install_problem_handlers(app)
+    mounted = [("", health.router), ("/api/v1", tasks.router)]
+    for prefix, router in mounted:
+        app.include_router(router, prefix=prefix)
+    app.state.route_index = RouteIndex(mounted)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_body_bytes)
+    app.add_middleware(RequestContextMiddleware, route_index=app.state.route_index)
+    return app

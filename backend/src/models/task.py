@@ -1,0 +1,186 @@
+"""The tasks table and the schemas the API reads and writes."""
+
+from __future__ import annotations
+
+import unicodedata
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, ConfigDict, StrictBool, StringConstraints
+from pydantic_core import PydanticCustomError
+from sqlalchemy import CheckConstraint, Index, Uuid
+from sqlmodel import Field, SQLModel
+
+from src.models.types import UTCDateTime
+
+TITLE_MAX_LENGTH = 200
+DESCRIPTION_MAX_LENGTH = 1000
+USER_ID_MAX_LENGTH = 128
+DESCRIPTION_ALLOWED_CONTROLS = frozenset("\t\n")
+
+
+def _reject_unstorable(value: str, *, allowed: frozenset[str], what: str) -> str:
+    for char in value:
+        category = unicodedata.category(char)
+        if category == "Cs":
+            raise PydanticCustomError("surrogate_character", f"{what} must not contain lone surrogates")
+        if category in ("Cc", "Zl", "Zp") and char not in allowed:
+            raise PydanticCustomError("control_character", f"{what} must not contain control characters")
+    return value
+
+
+def _clean_title(value: str) -> str:
+    return _reject_unstorable(value, allowed=frozenset(), what="title")
+
+
+def _clean_description(value: str) -> str:
+    return _reject_unstorable(value, allowed=DESCRIPTION_ALLOWED_CONTROLS, what="description")
+
+
+Title = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=TITLE_MAX_LENGTH),
+    AfterValidator(_clean_title),
+]
+Description = Annotated[
+    str,
+    StringConstraints(max_length=DESCRIPTION_MAX_LENGTH),
+    AfterValidator(_clean_description),
+]
+
+TASK_EXAMPLE: dict[str, Any] = {
+    "title": "Buy milk",
+    "description": "Two litres, semi-skimmed",
+    "completed": False,
+}
+TASK_PUBLIC_EXAMPLE: dict[str, Any] = {
+    "id": "019ac0c4-5f1e-7d3a-9b1e-3f6b2a1c9d40",
+    "user_id": "alice",
+    **TASK_EXAMPLE,
+    "completed_at": None,
+    "created_at": "2026-11-26T09:30:00.123456Z",
+    "updated_at": "2026-11-26T09:30:00.123456Z",
+    "version": 1,
+}
+
+
+class TaskBase(SQLModel):
+    title: Title = Field(
+        max_length=TITLE_MAX_LENGTH,
+        description="One line, trimmed, 1 to 200 characters.",
+    )
+    description: Description | None = Field(
+        default=None,
+        max_length=DESCRIPTION_MAX_LENGTH,
+        description="Free text up to 1000 characters (tab and newline allowed), or null.",
+    )
+    completed: StrictBool = Field(default=False, description="Whether the task is done.")
+
+
+class Task(TaskBase, table=True):
+    """A row of the tasks table. Every statement on it is keyed by `user_id`."""
+
+    __tablename__ = "tasks"
+    __table_args__ = (
+        CheckConstraint(
+            f"length(title) >= 1 AND length(title) <= {TITLE_MAX_LENGTH}",
+            name="title_length",
+        ),
+        CheckConstraint(
+            f"description IS NULL OR length(description) <= {DESCRIPTION_MAX_LENGTH}",
+            name="description_length",
+        ),
+        CheckConstraint(
+            "(completed AND completed_at IS NOT NULL) OR (NOT completed AND completed_at IS NULL)",
+            name="completed_at_matches_completed",
+        ),
+        CheckConstraint("version >= 1", name="version_positive"),
+        # One index per sort order, with and without the status filter, each ending in the id tie-breaker,
+        # so every page is an index range scan whatever the size of the user's list.
+        Index("ix_tasks_user_id_created_at_id", "user_id", "created_at", "id"),
+        Index("ix_tasks_user_id_updated_at_id", "user_id", "updated_at", "id"),
+        Index("ix_tasks_user_id_title_id", "user_id", "title", "id"),
+        Index(
+            "ix_tasks_user_id_completed_created_at_id",
+            "user_id",
+            "completed",
+            "created_at",
+            "id",
+        ),
+        Index(
+            "ix_tasks_user_id_completed_updated_at_id",
+            "user_id",
+            "completed",
+            "updated_at",
+            "id",
+        ),
+        Index("ix_tasks_user_id_completed_title_id", "user_id", "completed", "title", "id"),
+    )
+
+    id: uuid.UUID = Field(primary_key=True, sa_type=Uuid)
+    user_id: str = Field(max_length=USER_ID_MAX_LENGTH)
+    completed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+    version: int
+
+
+class TaskCreate(TaskBase):
+    """What a client sends to create a task."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [TASK_EXAMPLE]})  # type: ignore[assignment]
+
+
+class TaskReplace(TaskCreate):
+    """A full replacement: omitted fields take their defaults (description null, completed false)."""
+
+
+class TaskPatch(SQLModel):
+    """Any subset of the editable fields; `"description": null` clears the description."""
+
+    model_config = ConfigDict(  # type: ignore[assignment]
+        extra="forbid",
+        json_schema_extra={"examples": [{"completed": True}, {"description": None}]},
+    )
+
+    # A default of None that the type does not admit: omitted is fine, an explicit null is a 422.
+    title: Title = Field(default=None, max_length=TITLE_MAX_LENGTH)
+    description: Description | None = Field(default=None, max_length=DESCRIPTION_MAX_LENGTH)
+    completed: StrictBool = Field(default=None)
+
+
+class TaskPublic(TaskBase):
+    """A task as the API returns it."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [TASK_PUBLIC_EXAMPLE]})  # type: ignore[assignment]
+
+    id: uuid.UUID = Field(description="Server-made, time-ordered UUIDv7.")
+    user_id: str
+    completed_at: datetime | None = Field(description="When the task was last completed; null while pending.")
+    created_at: datetime
+    updated_at: datetime
+    version: int = Field(description="1 on create, +1 on every change.")
+
+
+class TaskPage(SQLModel):
+    """One page of a user's tasks."""
+
+    items: list[TaskPublic]
+    next_cursor: str | None = Field(description="Pass as `cursor` to get the next page; null on the last page.")
+
+
+class TaskStatusFilter(StrEnum):
+    ALL = "all"
+    PENDING = "pending"
+    COMPLETED = "completed"
+
+
+class TaskSort(StrEnum):
+    NEWEST_FIRST = "-created_at"
+    OLDEST_FIRST = "created_at"
+    RECENTLY_UPDATED_FIRST = "-updated_at"
+    LEAST_RECENTLY_UPDATED_FIRST = "updated_at"
+    TITLE_ASCENDING = "title"
+    TITLE_DESCENDING = "-title"

@@ -1,0 +1,223 @@
+"""Every task operation, and the only code that builds task queries.
+
+Each statement carries the owner's `user_id` in its WHERE clause (or its VALUES, for an insert), so a
+task outside the caller's collection is simply not found. Writes are single statements that return
+the new row, and each function commits before it returns: a response is only sent for stored data.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    Table,
+    case,
+    delete,
+    func,
+    insert,
+    literal,
+    not_,
+    select,
+    tuple_,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+from uuid_utils.compat import uuid7
+
+from src.core.errors import NotFoundError
+from src.models.task import (
+    Task,
+    TaskCreate,
+    TaskPage,
+    TaskPatch,
+    TaskPublic,
+    TaskReplace,
+    TaskSort,
+    TaskStatusFilter,
+)
+from src.services.pagination import PagePosition, decode_cursor, encode_cursor
+
+logger = logging.getLogger(__name__)
+
+tasks: Table = Task.__table__  # type: ignore[attr-defined]
+
+_SORT_COLUMNS: dict[TaskSort, tuple[str, bool]] = {
+    TaskSort.NEWEST_FIRST: ("created_at", True),
+    TaskSort.OLDEST_FIRST: ("created_at", False),
+    TaskSort.RECENTLY_UPDATED_FIRST: ("updated_at", True),
+    TaskSort.LEAST_RECENTLY_UPDATED_FIRST: ("updated_at", False),
+    TaskSort.TITLE_ASCENDING: ("title", False),
+    TaskSort.TITLE_DESCENDING: ("title", True),
+}
+
+
+class TaskNotFound(NotFoundError):
+    def __init__(self) -> None:
+        super().__init__("no task with this id in this user's list")
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _owned(user_id: str, task_id: uuid.UUID) -> ColumnElement[bool]:
+    return (tasks.c.user_id == user_id) & (tasks.c.id == task_id)
+
+
+def _to_public(row: Row[Any]) -> TaskPublic:
+    return TaskPublic.model_validate(row._mapping)
+
+
+async def create_task(*, session: AsyncSession, user_id: str, data: TaskCreate) -> TaskPublic:
+    now = _utcnow()
+    values: dict[str, Any] = {
+        "id": uuid7(),
+        "user_id": user_id,
+        "title": data.title,
+        "description": data.description,
+        "completed": data.completed,
+        "completed_at": now if data.completed else None,
+        "created_at": now,
+        "updated_at": now,
+        "version": 1,
+    }
+    await session.execute(insert(tasks).values(values))
+    await session.commit()
+    logger.info("task created", extra={"user_id": user_id, "task_id": str(values["id"])})
+    return TaskPublic.model_validate(values)
+
+
+async def get_task(*, session: AsyncSession, user_id: str, task_id: uuid.UUID) -> TaskPublic:
+    row = (await session.execute(select(tasks).where(_owned(user_id, task_id)))).one_or_none()
+    if row is None:
+        raise TaskNotFound()
+    return _to_public(row)
+
+
+async def list_tasks(
+    *,
+    session: AsyncSession,
+    user_id: str,
+    status: TaskStatusFilter,
+    sort: TaskSort,
+    limit: int,
+    cursor: str | None,
+    cursor_key: bytes,
+) -> TaskPage:
+    """One page in `sort` order, found by keyset (no OFFSET, no COUNT): one more row than asked says
+    whether another page follows."""
+    column_name, descending = _SORT_COLUMNS[sort]
+    sort_column = tasks.c[column_name]
+    statement = select(tasks).where(tasks.c.user_id == user_id)
+    if status is not TaskStatusFilter.ALL:
+        statement = statement.where(tasks.c.completed == (status is TaskStatusFilter.COMPLETED))
+    if cursor is not None:
+        after = decode_cursor(cursor, key=cursor_key, user_id=user_id, sort=sort, status=status)
+        position = tuple_(sort_column, tasks.c.id)
+        boundary = tuple_(
+            literal(after.sort_key, sort_column.type),
+            literal(after.task_id, tasks.c.id.type),
+        )
+        statement = statement.where(position < boundary if descending else position > boundary)
+    if descending:
+        statement = statement.order_by(sort_column.desc(), tasks.c.id.desc())
+    else:
+        statement = statement.order_by(sort_column.asc(), tasks.c.id.asc())
+    rows: Sequence[Row[Any]] = (await session.execute(statement.limit(limit + 1))).all()
+    items = [_to_public(row) for row in rows[:limit]]
+    next_cursor = None
+    if len(rows) > limit:
+        last = items[-1]
+        position_of_last = PagePosition(sort_key=getattr(last, column_name), task_id=last.id)
+        next_cursor = encode_cursor(position_of_last, key=cursor_key, user_id=user_id, sort=sort, status=status)
+    return TaskPage(items=items, next_cursor=next_cursor)
+
+
+def _completion_values(completed: bool, now: datetime) -> dict[str, Any]:
+    # completed_at keeps its first value while the task stays completed, and clears when it reopens.
+    completed_at = func.coalesce(tasks.c.completed_at, now) if completed else None
+    return {"completed": completed, "completed_at": completed_at}
+
+
+async def replace_task(*, session: AsyncSession, user_id: str, task_id: uuid.UUID, data: TaskReplace) -> TaskPublic:
+    now = _utcnow()
+    changes = {
+        "title": data.title,
+        "description": data.description,
+        **_completion_values(data.completed, now),
+    }
+    task = await _apply_update(session=session, user_id=user_id, task_id=task_id, changes=changes, now=now)
+    logger.info("task replaced", extra={"user_id": user_id, "task_id": str(task_id)})
+    return task
+
+
+async def patch_task(*, session: AsyncSession, user_id: str, task_id: uuid.UUID, data: TaskPatch) -> TaskPublic:
+    fields = data.model_dump(exclude_unset=True)
+    if not fields:
+        return await get_task(session=session, user_id=user_id, task_id=task_id)
+    now = _utcnow()
+    changes = {name: value for name, value in fields.items() if name != "completed"}
+    if "completed" in fields:
+        changes.update(_completion_values(fields["completed"], now))
+    task = await _apply_update(session=session, user_id=user_id, task_id=task_id, changes=changes, now=now)
+    logger.info(
+        "task updated",
+        extra={"user_id": user_id, "task_id": str(task_id), "fields": sorted(fields)},
+    )
+    return task
+
+
+async def toggle_completion(*, session: AsyncSession, user_id: str, task_id: uuid.UUID) -> TaskPublic:
+    """Flip `completed` in one statement, so concurrent toggles each apply and none is lost."""
+    now = _utcnow()
+    changes = {
+        "completed": not_(tasks.c.completed),
+        "completed_at": case((tasks.c.completed, None), else_=now),
+    }
+    task = await _apply_update(session=session, user_id=user_id, task_id=task_id, changes=changes, now=now)
+    logger.info(
+        "task toggled",
+        extra={
+            "user_id": user_id,
+            "task_id": str(task_id),
+            "completed": task.completed,
+        },
+    )
+    return task
+
+
+async def delete_task(*, session: AsyncSession, user_id: str, task_id: uuid.UUID) -> None:
+    result = await session.execute(delete(tasks).where(_owned(user_id, task_id)))
+    if result.rowcount == 0:  # type: ignore[attr-defined]
+        await session.rollback()
+        raise TaskNotFound()
+    await session.commit()
+    logger.info("task deleted", extra={"user_id": user_id, "task_id": str(task_id)})
+
+
+async def _apply_update(
+    *,
+    session: AsyncSession,
+    user_id: str,
+    task_id: uuid.UUID,
+    changes: dict[str, Any],
+    now: datetime,
+) -> TaskPublic:
+    statement = (
+        update(tasks)
+        .where(_owned(user_id, task_id))
+        .values(**changes, updated_at=now, version=tasks.c.version + 1)
+        .returning(*tasks.c)
+    )
+    row = (await session.execute(statement)).one_or_none()
+    if row is None:
+        await session.rollback()
+        raise TaskNotFound()
+    await session.commit()
+    return _to_public(row)
