@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
@@ -12,7 +13,7 @@ from fastapi_offline import FastAPIOffline
 
 from src.api import health
 from src.api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
-from src.api.problems import install_problem_handlers
+from src.api.problems import install_problem_handlers, serve_problems_as_problem_json
 from src.api.route_index import RouteIndex
 from src.api.v1 import tasks
 from src.core.config import Settings
@@ -64,6 +65,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ],
     )
     app.state.settings = settings
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = serve_problems_as_problem_json(FastAPI.openapi(app))
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     install_problem_handlers(app)
     mounted = [("", health.router), ("/api/v1", tasks.router)]
     for prefix, router in mounted:

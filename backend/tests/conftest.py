@@ -45,7 +45,7 @@ def sync_url(database_url: str) -> str:
     return database_url.replace("sqlite+aiosqlite://", "sqlite://")
 
 
-def test_settings(database_url: str, **overrides: Any) -> Settings:
+def settings_for(database_url: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "environment": "test",
         "database_url": database_url,
@@ -54,7 +54,7 @@ def test_settings(database_url: str, **overrides: Any) -> Settings:
         "db_pool_size": 5,
         **overrides,
     }
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **values)
 
 
 def _postgres_problem(url: str) -> str | None:
@@ -92,7 +92,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
 
 @pytest.fixture(scope="session")
 def app_settings(database_url: str) -> Settings:
-    return test_settings(database_url)
+    return settings_for(database_url)
 
 
 @pytest.fixture(scope="session")
@@ -108,7 +108,9 @@ def db(database_url: str) -> Iterator[Engine]:
     engine.dispose()
 
 
-def make_token(sub: str | None, *, secret: str = JWT_SECRET, lifetime: timedelta = timedelta(hours=1), **claims: Any) -> str:
+def make_token(
+    sub: str | None, *, secret: str = JWT_SECRET, lifetime: timedelta = timedelta(hours=1), **claims: Any
+) -> str:
     payload: dict[str, Any] = {"exp": datetime.now(UTC) + lifetime, **claims}
     if sub is not None:
         payload["sub"] = sub

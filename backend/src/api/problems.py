@@ -210,11 +210,15 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         422: "Invalid input: see `errors`.",
         503: "The database is not answering; retry after `Retry-After` seconds.",
     }
-    return {
-        status: {
-            "model": Problem,
-            "description": descriptions[status],
-            "content": {PROBLEM_MEDIA_TYPE: {}},
-        }
-        for status in statuses
-    }
+    return {status: {"model": Problem, "description": descriptions[status]} for status in statuses}
+
+
+def serve_problems_as_problem_json(openapi_schema: dict[str, Any]) -> dict[str, Any]:
+    """FastAPI documents every `model` as application/json; error bodies are application/problem+json."""
+    for path_item in openapi_schema.get("paths", {}).values():
+        for operation in path_item.values():
+            for status, response in operation.get("responses", {}).items():
+                content = response.get("content", {})
+                if status[0] in "45" and "application/json" in content:
+                    content[PROBLEM_MEDIA_TYPE] = content.pop("application/json")
+    return openapi_schema

@@ -154,7 +154,12 @@ def test_body_that_cannot_be_decoded_is_400_problem(client: TestClient, alice: U
 
 @pytest.mark.parametrize(
     ("content", "content_type"),
-    [(b'{"title": "ok"}', "text/plain"), (b'{"title": "ok"}', None), (b"", "application/json"), (b"title=ok", "application/x-www-form-urlencoded")],
+    [
+        (b'{"title": "ok"}', "text/plain"),
+        (b'{"title": "ok"}', None),
+        (b"", "application/json"),
+        (b"title=ok", "application/x-www-form-urlencoded"),
+    ],
 )
 def test_body_that_is_not_json_is_rejected(
     client: TestClient, alice: User, db: Engine, content: bytes, content_type: str | None
@@ -187,7 +192,9 @@ def test_streamed_body_over_64_kib_is_413(client: TestClient, alice: User, db: E
             yield b"x" * 1024
         yield b'"}'
 
-    response = client.post(alice.tasks_url, content=chunks(), headers={**alice.headers, "Content-Type": "application/json"})
+    response = client.post(
+        alice.tasks_url, content=chunks(), headers={**alice.headers, "Content-Type": "application/json"}
+    )
 
     assert response.status_code == 413
     assert stored_count(db, alice.id) == 0

@@ -39,9 +39,12 @@ def test_another_users_task_is_not_found_like_a_missing_one(
     missing = client.get(alice.task_url(uuid.uuid4()), headers=alice.headers)
 
     assert through_alice.status_code == missing.status_code == 404
-    strip = lambda problem: {k: v for k, v in problem.items() if k != "request_id"}  # noqa: E731
-    assert strip(through_alice.json()) == strip(missing.json())
+    assert _without_request_id(through_alice.json()) == _without_request_id(missing.json())
     assert through_alice.headers["content-type"] == "application/problem+json"
+
+
+def _without_request_id(problem: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in problem.items() if key != "request_id"}
 
 
 @pytest.mark.parametrize("bad_id", ["not-a-uuid", "123", "0190b8a0-0000-7000-8000-00000000000g"])
@@ -144,7 +147,11 @@ def _walk(client: TestClient, user: User, **params: Any) -> Iterator[list[dict[s
 
 def _expected_order(tasks: list[dict[str, Any]], sort: str) -> list[str]:
     field = sort.lstrip("-")
-    key = (lambda t: (datetime.fromisoformat(t[field]), t["id"])) if field != "title" else (lambda t: (t["title"], t["id"]))
+    key = (
+        (lambda t: (datetime.fromisoformat(t[field]), t["id"]))
+        if field != "title"
+        else (lambda t: (t["title"], t["id"]))
+    )
     return [t["id"] for t in sorted(tasks, key=key, reverse=sort.startswith("-"))]
 
 
@@ -199,9 +206,7 @@ def test_cursor_made_for_another_sort_or_status_is_422(client: TestClient, seede
     cursor = _first_cursor(client, seeded_user, sort="title")
 
     for params in [{"sort": "-title"}, {"sort": "created_at"}, {"sort": "title", "status": "completed"}]:
-        response = client.get(
-            seeded_user.tasks_url, params={**params, "cursor": cursor}, headers=seeded_user.headers
-        )
+        response = client.get(seeded_user.tasks_url, params={**params, "cursor": cursor}, headers=seeded_user.headers)
         assert response.status_code == 422, params
 
 
