@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -46,6 +46,15 @@ async def require_path_owner(
     if subject != request.path_params.get("user_id"):
         raise PermissionDeniedError("the token does not grant access to this user's tasks")
     request.state.user_id = subject
+
+
+def require_json_body(request: Request) -> None:
+    """A body route accepts `application/json` (or a `+json` type) only: anything else is a 415."""
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type != "application/json" and not (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    ):
+        raise HTTPException(415, detail="Send the body as application/json.")
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]

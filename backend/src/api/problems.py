@@ -207,6 +207,7 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         403: "The token's subject is not the user in the path.",
         404: "No task with this id in this user's list.",
         413: "Request body larger than 64 KiB.",
+        415: "The body is not sent as application/json.",
         422: "Invalid input: see `errors`.",
         503: "The database is not answering; retry after `Retry-After` seconds.",
     }

@@ -153,25 +153,45 @@ def test_body_that_cannot_be_decoded_is_400_problem(client: TestClient, alice: U
 
 
 @pytest.mark.parametrize(
-    ("content", "content_type"),
+    ("content", "content_type", "expected_status"),
     [
-        (b'{"title": "ok"}', "text/plain"),
-        (b'{"title": "ok"}', None),
-        (b"", "application/json"),
-        (b"title=ok", "application/x-www-form-urlencoded"),
+        (b'{"title": "ok"}', "text/plain", 415),
+        (b'{"title": "ok"}', None, 415),
+        (b"title=ok", "application/x-www-form-urlencoded", 415),
+        (b'{"title": "ok"}', "application/vnd.api+json", 201),
+        (b'{"title": "ok"}', "application/json; charset=utf-8", 201),
+        (b"", "application/json", 422),
     ],
 )
-def test_body_that_is_not_json_is_rejected(
-    client: TestClient, alice: User, db: Engine, content: bytes, content_type: str | None
+def test_body_must_be_sent_as_json(
+    client: TestClient, alice: User, db: Engine, content: bytes, content_type: str | None, expected_status: int
 ) -> None:
     headers = dict(alice.headers)
     if content_type is not None:
         headers["Content-Type"] = content_type
     response = client.post(alice.tasks_url, content=content, headers=headers)
 
-    assert 400 <= response.status_code < 500
-    assert response.headers["content-type"] == "application/problem+json"
-    assert stored_count(db, alice.id) == 0
+    assert response.status_code == expected_status
+    if expected_status != 201:
+        assert response.headers["content-type"] == "application/problem+json"
+        assert stored_count(db, alice.id) == 0
+
+
+@pytest.mark.parametrize("method", ["PUT", "PATCH"])
+def test_updates_must_be_sent_as_json(
+    client: TestClient, alice: User, create_task: Callable[..., dict[str, Any]], method: str
+) -> None:
+    task = create_task(alice)
+
+    response = client.request(
+        method,
+        alice.task_url(task["id"]),
+        content=b'{"title": "x"}',
+        headers={**alice.headers, "Content-Type": "text/plain"},
+    )
+
+    assert response.status_code == 415
+    assert response.json()["status"] == 415
 
 
 def test_body_over_64_kib_is_413(client: TestClient, alice: User, db: Engine) -> None:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 
-from src.api.deps import SessionDep, SettingsDep, require_path_owner
+from src.api.deps import SessionDep, SettingsDep, require_json_body, require_path_owner
 from src.api.problems import problem_responses
 from src.models.task import (
     USER_ID_MAX_LENGTH,
@@ -40,6 +40,7 @@ UserId = Annotated[
 ]
 TaskId = Annotated[uuid.UUID, Path(description="The task's id.")]
 JSON_MEDIA_TYPE = "application/json"
+JSON_BODY = Depends(require_json_body)
 
 
 def _task_response(task: TaskPublic, status_code: int = status.HTTP_200_OK) -> Response:
@@ -49,8 +50,10 @@ def _task_response(task: TaskPublic, status_code: int = status.HTTP_200_OK) -> R
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
+    dependencies=[JSON_BODY],
     response_model=TaskPublic,
     responses={
+        **problem_responses(415),
         201: {
             "headers": {
                 "Location": {
@@ -58,7 +61,7 @@ def _task_response(task: TaskPublic, status_code: int = status.HTTP_200_OK) -> R
                     "schema": {"type": "string"},
                 }
             }
-        }
+        },
     },
 )
 async def create_task(request: Request, user_id: UserId, data: TaskCreate, session: SessionDep) -> Response:
@@ -106,14 +109,14 @@ async def get_task(user_id: UserId, task_id: TaskId, session: SessionDep) -> Res
     return _task_response(await task_service.get_task(session=session, user_id=user_id, task_id=task_id))
 
 
-@router.put("/{task_id}", response_model=TaskPublic, responses=problem_responses(404))
+@router.put("/{task_id}", response_model=TaskPublic, dependencies=[JSON_BODY], responses=problem_responses(404, 415))
 async def replace_task(user_id: UserId, task_id: TaskId, data: TaskReplace, session: SessionDep) -> Response:
     """Replace a task: omitted fields return to their defaults."""
     task = await task_service.replace_task(session=session, user_id=user_id, task_id=task_id, data=data)
     return _task_response(task)
 
 
-@router.patch("/{task_id}", response_model=TaskPublic, responses=problem_responses(404))
+@router.patch("/{task_id}", response_model=TaskPublic, dependencies=[JSON_BODY], responses=problem_responses(404, 415))
 async def patch_task(user_id: UserId, task_id: TaskId, data: TaskPatch, session: SessionDep) -> Response:
     """Change some fields of a task; `"description": null` clears the description."""
     task = await task_service.patch_task(session=session, user_id=user_id, task_id=task_id, data=data)
