@@ -16,7 +16,7 @@ from src.api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from src.api.problems import install_problem_handlers, serve_problems_as_problem_json
 from src.api.route_index import RouteIndex
 from src.api.v1 import tasks
-from src.core.config import Settings
+from src.core.config import Settings, load_settings
 from src.core.database import create_engine, create_sessionmaker, head_revision
 from src.core.logging import configure_logging
 from src.core.security import JwksCache, TokenVerifier
@@ -32,7 +32,7 @@ Every `/api/v1/users/{user_id}/...` route needs `Authorization: Bearer <JWT>` wh
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or Settings()
+    settings = settings or load_settings()
     configure_logging(settings.log_level)
 
     @asynccontextmanager

@@ -30,7 +30,7 @@ TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://po
 JWT_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
 CURSOR_SECRET = "test-cursor-secret-that-is-long-enough-0123456789"
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-_skipped_backends: list[str] = []
+_skip_reasons: dict[str, int] = {}
 
 
 def alembic_config(database_url: str) -> Config:
@@ -83,8 +83,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
         if problem is not None:
             if IN_CI:
                 pytest.fail(f"{problem}: CI needs PostgreSQL (bash .ci/run starts the local server)")
-            _skipped_backends.append(problem)
-            pytest.skip(problem)
+            pytest.skip(f"{problem}: the PostgreSQL half of the suite did not run")
         _reset_postgres(url)
     command.upgrade(alembic_config(url), "head")
     return url
@@ -183,8 +182,15 @@ def stored_count(db: Engine, user_id: str) -> int:
     return count
 
 
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped and isinstance(report.longrepr, tuple):
+        reason = str(report.longrepr[2]).removeprefix("Skipped: ")
+        _skip_reasons[reason] = _skip_reasons.get(reason, 0) + 1
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if _skipped_backends:
-        terminalreporter.section("DATABASE BACKENDS SKIPPED", sep="!", red=True, bold=True)
-        for problem in sorted(set(_skipped_backends)):
-            terminalreporter.line(f"{problem}: the PostgreSQL half of the suite did NOT run.", red=True)
+    """Says loudly, once per reason, what did not run (the closing line only counts it)."""
+    if _skip_reasons:
+        terminalreporter.section("SKIPPED: THESE TESTS DID NOT RUN", sep="!", red=True, bold=True)
+        for reason, count in sorted(_skip_reasons.items()):
+            terminalreporter.line(f"{count} tests skipped: {reason}", red=True)

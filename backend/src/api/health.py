@@ -21,13 +21,13 @@ class HealthStatus(BaseModel):
     status: str
 
 
-@router.get("/healthz", response_model=HealthStatus)
+@router.get("/healthz", response_model=HealthStatus, responses=problem_responses(500))
 async def healthz() -> HealthStatus:
     """Answers 200 while the process runs; it never touches the database."""
     return HealthStatus(status="ok")
 
 
-@router.get("/readyz", response_model=HealthStatus, responses=problem_responses(503))
+@router.get("/readyz", response_model=HealthStatus, responses=problem_responses(500, 503))
 async def readyz(request: Request) -> HealthStatus | Response:
     """Answers 200 when the database answers and its schema is at the migration head, else 503."""
     expected = request.app.state.schema_head

@@ -209,6 +209,7 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         413: "Request body larger than 64 KiB.",
         415: "The body is not sent as application/json.",
         422: "Invalid input: see `errors`.",
+        500: "A fault in the service: the body carries only a request id, also written in the log.",
         503: "The database is not answering; retry after `Retry-After` seconds.",
     }
     return {status: {"model": Problem, "description": descriptions[status]} for status in statuses}

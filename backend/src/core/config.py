@@ -7,7 +7,7 @@ from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 BACKEND_DIR = Path(__file__).resolve().parents[2]
@@ -118,6 +118,18 @@ class Settings(BaseSettings):
         if self.cursor_secret is not None:
             return self.cursor_secret.get_secret_value().encode()
         return secrets.token_bytes(32)
+
+
+def load_settings() -> Settings:
+    """Settings from the environment and backend/.env, or a clean exit that says what is wrong."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        problems = [
+            f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg'].removeprefix('Value error, ')}"
+            for e in error.errors(include_input=False, include_url=False)
+        ]
+        raise SystemExit("Tasks API cannot start.\n  " + "\n  ".join(problems)) from None
 
 
 def _secret_problems(name: str, secret: SecretStr) -> list[str]:

@@ -37,7 +37,7 @@ def test_task_operations_declare_success_errors_and_security(
     assert operation["summary"]
     assert operation["security"] == [{"HTTPBearer": []}]
     assert success in operation["responses"]
-    expected_errors = {"401", "403", "413", "422", "503"} | ({"404"} if "{task_id}" in path else set())
+    expected_errors = {"401", "403", "413", "422", "500", "503"} | ({"404"} if "{task_id}" in path else set())
     if method in {"post", "put"} or (method == "patch" and not path.endswith("/complete")):
         expected_errors.add("415")
     assert expected_errors <= set(operation["responses"])

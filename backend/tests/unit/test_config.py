@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from src.core.config import EXAMPLE_SECRET, Settings
+from src.core.config import EXAMPLE_SECRET, Settings, load_settings
 
 STRONG = "x" * 40
 PG = "postgresql://tasks@db:5432/tasks"
@@ -69,3 +69,11 @@ def test_development_allows_no_verification_and_makes_a_cursor_key() -> None:
 def test_blank_optional_settings_mean_unset() -> None:
     settings = _settings(auth_jwks_url="", auth_issuer=" ", auth_audience="")
     assert (settings.auth_jwks_url, settings.auth_issuer, settings.auth_audience) == (None, None, None)
+
+
+def test_load_settings_exits_saying_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ENVIRONMENT", "production")
+    monkeypatch.setenv("AUTH_JWT_SECRET", "short")
+
+    with pytest.raises(SystemExit, match="AUTH_JWT_SECRET is shorter than 32 characters"):
+        load_settings()

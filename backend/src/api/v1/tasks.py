@@ -25,7 +25,7 @@ router = APIRouter(
     prefix="/users/{user_id}/tasks",
     tags=["tasks"],
     dependencies=[Depends(require_path_owner)],
-    responses=problem_responses(401, 403, 413, 422, 503),
+    responses=problem_responses(401, 403, 413, 422, 500, 503),
 )
 
 UserId = Annotated[
