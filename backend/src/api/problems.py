@@ -19,10 +19,12 @@ from starlette.responses import Response
 
 from src.core.errors import (
     AuthenticationError,
+    ConflictError,
     DomainError,
     InvalidInputError,
     NotFoundError,
     PermissionDeniedError,
+    PreconditionFailedError,
     ServiceUnavailableError,
 )
 from src.core.logging import request_id_var
@@ -39,6 +41,8 @@ class ProblemType:
     NOT_FOUND = "urn:tasks-api:problem:not-found"
     UNAUTHENTICATED = "urn:tasks-api:problem:unauthenticated"
     FORBIDDEN = "urn:tasks-api:problem:forbidden"
+    PRECONDITION_FAILED = "urn:tasks-api:problem:precondition-failed"
+    CONFLICT = "urn:tasks-api:problem:conflict"
     UNAVAILABLE = "urn:tasks-api:problem:service-unavailable"
     INTERNAL = "urn:tasks-api:problem:internal-error"
     HTTP = "about:blank"
@@ -149,23 +153,34 @@ _STATUS_DETAILS = {
 }
 
 
+_DOMAIN_PROBLEMS: list[tuple[type[DomainError], int, str, str, dict[str, str]]] = [
+    (NotFoundError, 404, "Not Found", ProblemType.NOT_FOUND, {}),
+    (PreconditionFailedError, 412, "Precondition Failed", ProblemType.PRECONDITION_FAILED, {}),
+    (ConflictError, 409, "Conflict", ProblemType.CONFLICT, {"Retry-After": "1"}),
+    (
+        AuthenticationError,
+        401,
+        "Unauthorized",
+        ProblemType.UNAUTHENTICATED,
+        {"WWW-Authenticate": 'Bearer error="invalid_token"'},
+    ),
+    (PermissionDeniedError, 403, "Forbidden", ProblemType.FORBIDDEN, {}),
+    (
+        ServiceUnavailableError,
+        503,
+        "Service Unavailable",
+        ProblemType.UNAVAILABLE,
+        {"Retry-After": RETRY_AFTER_SECONDS},
+    ),
+]
+
+
 async def _on_domain_error(_request: Request, exc: DomainError) -> Response:
-    if isinstance(exc, NotFoundError):
-        return problem_response(404, title="Not Found", detail=exc.detail, type_=ProblemType.NOT_FOUND)
     if isinstance(exc, InvalidInputError):
         return _validation_problem([{"loc": list(exc.loc), "msg": exc.detail, "type": exc.error_type}])
-    if isinstance(exc, AuthenticationError):
-        return problem_response(
-            401,
-            title="Unauthorized",
-            detail=exc.detail,
-            type_=ProblemType.UNAUTHENTICATED,
-            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
-        )
-    if isinstance(exc, PermissionDeniedError):
-        return problem_response(403, title="Forbidden", detail=exc.detail, type_=ProblemType.FORBIDDEN)
-    if isinstance(exc, ServiceUnavailableError):
-        return service_unavailable(exc.detail)
+    for error_class, status, title, type_, headers in _DOMAIN_PROBLEMS:
+        if isinstance(exc, error_class):
+            return problem_response(status, title=title, detail=exc.detail, type_=type_, headers=dict(headers))
     raise exc
 
 
@@ -203,9 +218,11 @@ def install_problem_handlers(app: FastAPI) -> None:
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` entries for the problem statuses a route can return."""
     descriptions = {
+        400: "A malformed header (If-Match, If-None-Match) or a body that cannot be decoded.",
         401: "Missing, malformed, badly signed or expired bearer token.",
         403: "The token's subject is not the user in the path.",
         404: "No task with this id in this user's list.",
+        412: "If-Match names a version the task is no longer at: nothing was changed.",
         413: "Request body larger than 64 KiB.",
         415: "The body is not sent as application/json.",
         422: "Invalid input: see `errors`.",

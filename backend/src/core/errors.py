@@ -22,6 +22,14 @@ class InvalidInputError(DomainError):
         self.error_type = error_type
 
 
+class PreconditionFailedError(DomainError):
+    """The client's precondition (e.g. the version it last saw) no longer holds; nothing was changed."""
+
+
+class ConflictError(DomainError):
+    """The request conflicts with one still being processed; the client may retry shortly."""
+
+
 class AuthenticationError(DomainError):
     """No credentials, or credentials that do not verify."""
 

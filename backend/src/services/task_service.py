@@ -30,7 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from uuid_utils.compat import uuid7
 
-from src.core.errors import NotFoundError
+from src.core.errors import NotFoundError, PreconditionFailedError
 from src.models.task import (
     Task,
     TaskCreate,
@@ -47,6 +47,9 @@ logger = logging.getLogger(__name__)
 
 tasks: Table = Task.__table__  # type: ignore[attr-defined]
 
+# The versions a conditional write accepts (from If-Match); None means no precondition.
+Versions = frozenset[int] | None
+
 _SORT_COLUMNS: dict[TaskSort, tuple[str, bool]] = {
     TaskSort.NEWEST_FIRST: ("created_at", True),
     TaskSort.OLDEST_FIRST: ("created_at", False),
@@ -62,12 +65,24 @@ class TaskNotFound(NotFoundError):
         super().__init__("no task with this id in this user's list")
 
 
+class TaskVersionMismatch(PreconditionFailedError):
+    def __init__(self) -> None:
+        super().__init__("the task has changed since the version you sent in If-Match: get it again, then retry")
+
+
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
 def _owned(user_id: str, task_id: uuid.UUID) -> ColumnElement[bool]:
     return (tasks.c.user_id == user_id) & (tasks.c.id == task_id)
+
+
+def _owned_at_version(user_id: str, task_id: uuid.UUID, expected_versions: Versions) -> ColumnElement[bool]:
+    condition = _owned(user_id, task_id)
+    if expected_versions is not None:
+        condition = condition & tasks.c.version.in_(expected_versions)
+    return condition
 
 
 def _to_public(row: Row[Any]) -> TaskPublic:
@@ -145,27 +160,48 @@ def _completion_values(completed: bool, now: datetime) -> dict[str, Any]:
     return {"completed": completed, "completed_at": completed_at}
 
 
-async def replace_task(*, session: AsyncSession, user_id: str, task_id: uuid.UUID, data: TaskReplace) -> TaskPublic:
+async def replace_task(
+    *,
+    session: AsyncSession,
+    user_id: str,
+    task_id: uuid.UUID,
+    data: TaskReplace,
+    expected_versions: Versions = None,
+) -> TaskPublic:
     now = _utcnow()
     changes = {
         "title": data.title,
         "description": data.description,
         **_completion_values(data.completed, now),
     }
-    task = await _apply_update(session=session, user_id=user_id, task_id=task_id, changes=changes, now=now)
+    task = await _apply_update(
+        session=session, user_id=user_id, task_id=task_id, changes=changes, now=now, expected_versions=expected_versions
+    )
     logger.info("task replaced", extra={"user_id": user_id, "task_id": str(task_id)})
     return task
 
 
-async def patch_task(*, session: AsyncSession, user_id: str, task_id: uuid.UUID, data: TaskPatch) -> TaskPublic:
+async def patch_task(
+    *,
+    session: AsyncSession,
+    user_id: str,
+    task_id: uuid.UUID,
+    data: TaskPatch,
+    expected_versions: Versions = None,
+) -> TaskPublic:
     fields = data.model_dump(exclude_unset=True)
     if not fields:
-        return await get_task(session=session, user_id=user_id, task_id=task_id)
+        task = await get_task(session=session, user_id=user_id, task_id=task_id)
+        if expected_versions is not None and task.version not in expected_versions:
+            raise TaskVersionMismatch()
+        return task
     now = _utcnow()
     changes = {name: value for name, value in fields.items() if name != "completed"}
     if "completed" in fields:
         changes.update(_completion_values(fields["completed"], now))
-    task = await _apply_update(session=session, user_id=user_id, task_id=task_id, changes=changes, now=now)
+    task = await _apply_update(
+        session=session, user_id=user_id, task_id=task_id, changes=changes, now=now, expected_versions=expected_versions
+    )
     logger.info(
         "task updated",
         extra={"user_id": user_id, "task_id": str(task_id), "fields": sorted(fields)},
@@ -173,14 +209,18 @@ async def patch_task(*, session: AsyncSession, user_id: str, task_id: uuid.UUID,
     return task
 
 
-async def toggle_completion(*, session: AsyncSession, user_id: str, task_id: uuid.UUID) -> TaskPublic:
+async def toggle_completion(
+    *, session: AsyncSession, user_id: str, task_id: uuid.UUID, expected_versions: Versions = None
+) -> TaskPublic:
     """Flip `completed` in one statement, so concurrent toggles each apply and none is lost."""
     now = _utcnow()
     changes = {
         "completed": not_(tasks.c.completed),
         "completed_at": case((tasks.c.completed, None), else_=now),
     }
-    task = await _apply_update(session=session, user_id=user_id, task_id=task_id, changes=changes, now=now)
+    task = await _apply_update(
+        session=session, user_id=user_id, task_id=task_id, changes=changes, now=now, expected_versions=expected_versions
+    )
     logger.info(
         "task toggled",
         extra={
@@ -192,11 +232,14 @@ async def toggle_completion(*, session: AsyncSession, user_id: str, task_id: uui
     return task
 
 
-async def delete_task(*, session: AsyncSession, user_id: str, task_id: uuid.UUID) -> None:
-    result = await session.execute(delete(tasks).where(_owned(user_id, task_id)))
+async def delete_task(
+    *, session: AsyncSession, user_id: str, task_id: uuid.UUID, expected_versions: Versions = None
+) -> None:
+    statement = delete(tasks).where(_owned_at_version(user_id, task_id, expected_versions))
+    result = await session.execute(statement)
     if result.rowcount == 0:  # type: ignore[attr-defined]
         await session.rollback()
-        raise TaskNotFound()
+        raise await _why_unchanged(session=session, user_id=user_id, task_id=task_id)
     await session.commit()
     logger.info("task deleted", extra={"user_id": user_id, "task_id": str(task_id)})
 
@@ -208,16 +251,24 @@ async def _apply_update(
     task_id: uuid.UUID,
     changes: dict[str, Any],
     now: datetime,
+    expected_versions: Versions,
 ) -> TaskPublic:
+    """One UPDATE ... RETURNING: the owner check, the version precondition and the write are atomic."""
     statement = (
         update(tasks)
-        .where(_owned(user_id, task_id))
+        .where(_owned_at_version(user_id, task_id, expected_versions))
         .values(**changes, updated_at=now, version=tasks.c.version + 1)
         .returning(*tasks.c)
     )
     row = (await session.execute(statement)).one_or_none()
     if row is None:
         await session.rollback()
-        raise TaskNotFound()
+        raise await _why_unchanged(session=session, user_id=user_id, task_id=task_id)
     await session.commit()
     return _to_public(row)
+
+
+async def _why_unchanged(*, session: AsyncSession, user_id: str, task_id: uuid.UUID) -> Exception:
+    """After a conditional write matched no row: the task is gone (404) or at another version (412)."""
+    exists = (await session.execute(select(tasks.c.version).where(_owned(user_id, task_id)))).first()
+    return TaskNotFound() if exists is None else TaskVersionMismatch()

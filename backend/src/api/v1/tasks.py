@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 
+from src.api.conditional import IfMatch, IfNoneMatch, etag_of, none_match, versions_matching
 from src.api.deps import SessionDep, SettingsDep, require_json_body, require_path_owner
 from src.api.problems import problem_responses
 from src.models.task import (
@@ -41,10 +42,18 @@ UserId = Annotated[
 TaskId = Annotated[uuid.UUID, Path(description="The task's id.")]
 JSON_MEDIA_TYPE = "application/json"
 JSON_BODY = Depends(require_json_body)
+ETAG_HEADER = {"ETag": {"description": "The task's version as a strong entity tag.", "schema": {"type": "string"}}}
+TOGGLE_RESPONSES: dict[int | str, dict[str, Any]] = {200: {"headers": ETAG_HEADER}, **problem_responses(400, 404, 412)}
+WRITE_RESPONSES: dict[int | str, dict[str, Any]] = {**TOGGLE_RESPONSES, **problem_responses(415)}
 
 
 def _task_response(task: TaskPublic, status_code: int = status.HTTP_200_OK) -> Response:
-    return Response(task.model_dump_json(), status_code=status_code, media_type=JSON_MEDIA_TYPE)
+    return Response(
+        task.model_dump_json(),
+        status_code=status_code,
+        media_type=JSON_MEDIA_TYPE,
+        headers={"ETag": etag_of(task.version)},
+    )
 
 
 @router.post(
@@ -59,7 +68,8 @@ def _task_response(task: TaskPublic, status_code: int = status.HTTP_200_OK) -> R
                 "Location": {
                     "description": "The new task's URL.",
                     "schema": {"type": "string"},
-                }
+                },
+                **ETAG_HEADER,
             }
         },
     },
@@ -103,39 +113,66 @@ async def list_tasks(
     return Response(page.model_dump_json(), media_type=JSON_MEDIA_TYPE)
 
 
-@router.get("/{task_id}", response_model=TaskPublic, responses=problem_responses(404))
-async def get_task(user_id: UserId, task_id: TaskId, session: SessionDep) -> Response:
-    """Get one task."""
-    return _task_response(await task_service.get_task(session=session, user_id=user_id, task_id=task_id))
+@router.get(
+    "/{task_id}",
+    response_model=TaskPublic,
+    responses={
+        200: {"headers": ETAG_HEADER},
+        304: {"description": "The copy named in If-None-Match is current.", "headers": ETAG_HEADER},
+        **problem_responses(400, 404),
+    },
+)
+async def get_task(
+    user_id: UserId, task_id: TaskId, session: SessionDep, if_none_match: IfNoneMatch = None
+) -> Response:
+    """Get one task; with If-None-Match, a 304 when the client's copy is current."""
+    task = await task_service.get_task(session=session, user_id=user_id, task_id=task_id)
+    if none_match(if_none_match, task.version):
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag_of(task.version)})
+    return _task_response(task)
 
 
-@router.put("/{task_id}", response_model=TaskPublic, dependencies=[JSON_BODY], responses=problem_responses(404, 415))
-async def replace_task(user_id: UserId, task_id: TaskId, data: TaskReplace, session: SessionDep) -> Response:
+@router.put("/{task_id}", response_model=TaskPublic, dependencies=[JSON_BODY], responses=WRITE_RESPONSES)
+async def replace_task(
+    user_id: UserId, task_id: TaskId, data: TaskReplace, session: SessionDep, if_match: IfMatch = None
+) -> Response:
     """Replace a task: omitted fields return to their defaults."""
-    task = await task_service.replace_task(session=session, user_id=user_id, task_id=task_id, data=data)
+    task = await task_service.replace_task(
+        session=session, user_id=user_id, task_id=task_id, data=data, expected_versions=versions_matching(if_match)
+    )
     return _task_response(task)
 
 
-@router.patch("/{task_id}", response_model=TaskPublic, dependencies=[JSON_BODY], responses=problem_responses(404, 415))
-async def patch_task(user_id: UserId, task_id: TaskId, data: TaskPatch, session: SessionDep) -> Response:
+@router.patch("/{task_id}", response_model=TaskPublic, dependencies=[JSON_BODY], responses=WRITE_RESPONSES)
+async def patch_task(
+    user_id: UserId, task_id: TaskId, data: TaskPatch, session: SessionDep, if_match: IfMatch = None
+) -> Response:
     """Change some fields of a task; `"description": null` clears the description."""
-    task = await task_service.patch_task(session=session, user_id=user_id, task_id=task_id, data=data)
+    task = await task_service.patch_task(
+        session=session, user_id=user_id, task_id=task_id, data=data, expected_versions=versions_matching(if_match)
+    )
     return _task_response(task)
 
 
-@router.patch("/{task_id}/complete", response_model=TaskPublic, responses=problem_responses(404))
-async def toggle_completion(user_id: UserId, task_id: TaskId, session: SessionDep) -> Response:
+@router.patch("/{task_id}/complete", response_model=TaskPublic, responses=TOGGLE_RESPONSES)
+async def toggle_completion(
+    user_id: UserId, task_id: TaskId, session: SessionDep, if_match: IfMatch = None
+) -> Response:
     """Toggle a task between completed and pending."""
-    task = await task_service.toggle_completion(session=session, user_id=user_id, task_id=task_id)
+    task = await task_service.toggle_completion(
+        session=session, user_id=user_id, task_id=task_id, expected_versions=versions_matching(if_match)
+    )
     return _task_response(task)
 
 
 @router.delete(
     "/{task_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=problem_responses(404),
+    responses=problem_responses(400, 404, 412),
 )
-async def delete_task(user_id: UserId, task_id: TaskId, session: SessionDep) -> Response:
+async def delete_task(user_id: UserId, task_id: TaskId, session: SessionDep, if_match: IfMatch = None) -> Response:
     """Delete a task."""
-    await task_service.delete_task(session=session, user_id=user_id, task_id=task_id)
+    await task_service.delete_task(
+        session=session, user_id=user_id, task_id=task_id, expected_versions=versions_matching(if_match)
+    )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
