@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -20,6 +21,7 @@ from src.core.config import Settings, load_settings
 from src.core.database import create_engine, create_sessionmaker, head_revision
 from src.core.logging import configure_logging
 from src.core.security import JwksCache, TokenVerifier
+from src.services.idempotency import purge_periodically
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +50,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.sessionmaker = create_sessionmaker(engine)
             app.state.token_verifier = TokenVerifier(settings, jwks)
             app.state.schema_head = head_revision()
+            purge = asyncio.create_task(
+                purge_periodically(app.state.sessionmaker, interval_seconds=settings.idempotency_purge_interval_seconds)
+            )
+            stack.callback(purge.cancel)
             logger.info("service started", extra={"environment": settings.environment.value})
             yield
 

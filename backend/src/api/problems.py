@@ -218,10 +218,11 @@ def install_problem_handlers(app: FastAPI) -> None:
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` entries for the problem statuses a route can return."""
     descriptions = {
-        400: "A malformed header (If-Match, If-None-Match) or a body that cannot be decoded.",
+        400: "A malformed header (If-Match, If-None-Match, Idempotency-Key) or a body that cannot be decoded.",
         401: "Missing, malformed, badly signed or expired bearer token.",
         403: "The token's subject is not the user in the path.",
         404: "No task with this id in this user's list.",
+        409: "A request with the same Idempotency-Key is still being processed: retry after `Retry-After`.",
         412: "If-Match names a version the task is no longer at: nothing was changed.",
         413: "Request body larger than 64 KiB.",
         415: "The body is not sent as application/json.",

@@ -70,6 +70,9 @@ class Settings(BaseSettings):
 
     cursor_secret: SecretStr | None = None
 
+    idempotency_retention_seconds: int = Field(default=86_400, ge=60)
+    idempotency_purge_interval_seconds: float = Field(default=600, gt=0)
+
     max_request_body_bytes: int = Field(default=64 * 1024, ge=1024)
 
     @field_validator("database_url")

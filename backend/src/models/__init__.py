@@ -11,6 +11,7 @@ SQLModel.metadata.naming_convention = {
     "pk": "pk_%(table_name)s",
 }
 
+from src.models.idempotency import IdempotencyRecord  # noqa: E402 - after the naming convention
 from src.models.task import Task  # noqa: E402
 
-__all__ = ["SQLModel", "Task"]
+__all__ = ["IdempotencyRecord", "SQLModel", "Task"]

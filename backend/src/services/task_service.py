@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -27,6 +28,7 @@ from sqlalchemy import (
     tuple_,
     update,
 )
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from uuid_utils.compat import uuid7
 
@@ -41,6 +43,7 @@ from src.models.task import (
     TaskSort,
     TaskStatusFilter,
 )
+from src.services import idempotency
 from src.services.pagination import PagePosition, decode_cursor, encode_cursor
 
 logger = logging.getLogger(__name__)
@@ -89,7 +92,59 @@ def _to_public(row: Row[Any]) -> TaskPublic:
     return TaskPublic.model_validate(row._mapping)
 
 
-async def create_task(*, session: AsyncSession, user_id: str, data: TaskCreate) -> TaskPublic:
+@dataclass(frozen=True, slots=True)
+class CreatedTask:
+    task: TaskPublic
+    replayed: bool
+
+
+async def create_task(
+    *,
+    session: AsyncSession,
+    user_id: str,
+    data: TaskCreate,
+    idempotency_key: str | None = None,
+    idempotency_retention: timedelta = timedelta(days=1),
+) -> CreatedTask:
+    """Creates the task, or with an idempotency key already used for the same body, replays the first
+    answer instead (see services/idempotency.py)."""
+    if idempotency_key is None:
+        task = await _insert_task(session=session, user_id=user_id, data=data)
+        await session.commit()
+        logger.info("task created", extra={"user_id": user_id, "task_id": str(task.id)})
+        return CreatedTask(task=task, replayed=False)
+
+    request_fingerprint = idempotency.fingerprint(data)
+    now = _utcnow()
+    await idempotency.claim(session=session, user_id=user_id, key=idempotency_key)
+    earlier = await idempotency.stored_response(session=session, user_id=user_id, key=idempotency_key, now=now)
+    if earlier is None:
+        try:
+            task = await _insert_task(session=session, user_id=user_id, data=data)
+            await idempotency.remember(
+                session=session,
+                user_id=user_id,
+                key=idempotency_key,
+                request_fingerprint=request_fingerprint,
+                task=task,
+                now=now,
+                retention=idempotency_retention,
+            )
+            await session.commit()
+        except IntegrityError:
+            # Another request stored this key first (possible where there is no advisory lock).
+            await session.rollback()
+            earlier = await idempotency.stored_response(session=session, user_id=user_id, key=idempotency_key, now=now)
+            if earlier is None:
+                raise
+        else:
+            logger.info("task created", extra={"user_id": user_id, "task_id": str(task.id)})
+            return CreatedTask(task=task, replayed=False)
+    await session.rollback()
+    return CreatedTask(task=idempotency.replay(earlier, request_fingerprint), replayed=True)
+
+
+async def _insert_task(*, session: AsyncSession, user_id: str, data: TaskCreate) -> TaskPublic:
     now = _utcnow()
     values: dict[str, Any] = {
         "id": uuid7(),
@@ -103,8 +158,6 @@ async def create_task(*, session: AsyncSession, user_id: str, data: TaskCreate) 
         "version": 1,
     }
     await session.execute(insert(tasks).values(values))
-    await session.commit()
-    logger.info("task created", extra={"user_id": user_id, "task_id": str(values["id"])})
     return TaskPublic.model_validate(values)
 
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, Response, status
 
 from src.api.conditional import IfMatch, IfNoneMatch, etag_of, none_match, versions_matching
 from src.api.deps import SessionDep, SettingsDep, require_json_body, require_path_owner
 from src.api.problems import problem_responses
+from src.models.idempotency import IDEMPOTENCY_KEY_MAX_LENGTH
 from src.models.task import (
     USER_ID_MAX_LENGTH,
     TaskCreate,
@@ -40,11 +42,26 @@ UserId = Annotated[
     ),
 ]
 TaskId = Annotated[uuid.UUID, Path(description="The task's id.")]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        description="1 to 255 visible ASCII characters, unique per intended create: a retry with the same key "
+        "and body replays the first 201 instead of creating another task.",
+        examples=["5b3c1a9e-0c7f-4a36-9a57-2f1d8e6b4c21"],
+    ),
+]
 JSON_MEDIA_TYPE = "application/json"
 JSON_BODY = Depends(require_json_body)
 ETAG_HEADER = {"ETag": {"description": "The task's version as a strong entity tag.", "schema": {"type": "string"}}}
 TOGGLE_RESPONSES: dict[int | str, dict[str, Any]] = {200: {"headers": ETAG_HEADER}, **problem_responses(400, 404, 412)}
 WRITE_RESPONSES: dict[int | str, dict[str, Any]] = {**TOGGLE_RESPONSES, **problem_responses(415)}
+
+
+def checked_idempotency_key(key: str | None) -> str | None:
+    if key is not None and not (1 <= len(key) <= IDEMPOTENCY_KEY_MAX_LENGTH and all("!" <= c <= "~" for c in key)):
+        raise HTTPException(400, detail="Idempotency-Key must be 1 to 255 visible ASCII characters.")
+    return key
 
 
 def _task_response(task: TaskPublic, status_code: int = status.HTTP_200_OK) -> Response:
@@ -62,7 +79,7 @@ def _task_response(task: TaskPublic, status_code: int = status.HTTP_200_OK) -> R
     dependencies=[JSON_BODY],
     response_model=TaskPublic,
     responses={
-        **problem_responses(415),
+        **problem_responses(400, 409, 415),
         201: {
             "headers": {
                 "Location": {
@@ -74,9 +91,23 @@ def _task_response(task: TaskPublic, status_code: int = status.HTTP_200_OK) -> R
         },
     },
 )
-async def create_task(request: Request, user_id: UserId, data: TaskCreate, session: SessionDep) -> Response:
-    """Create a task in the user's list."""
-    task = await task_service.create_task(session=session, user_id=user_id, data=data)
+async def create_task(
+    request: Request,
+    user_id: UserId,
+    data: TaskCreate,
+    session: SessionDep,
+    settings: SettingsDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    """Create a task in the user's list; with an Idempotency-Key, a retry replays the first answer."""
+    created = await task_service.create_task(
+        session=session,
+        user_id=user_id,
+        data=data,
+        idempotency_key=checked_idempotency_key(idempotency_key),
+        idempotency_retention=timedelta(seconds=settings.idempotency_retention_seconds),
+    )
+    task = created.task
     response = _task_response(task, status.HTTP_201_CREATED)
     response.headers["Location"] = str(request.url_for("get_task", user_id=user_id, task_id=task.id).path)
     return response
