@@ -5,7 +5,8 @@ VENV := backend/.venv
 BIN := $(CURDIR)/$(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
-USER ?= alice
+# `make token USER=bob`; the USER every shell exports is not taken for it.
+TOKEN_USER := $(if $(filter command line,$(origin USER)),$(USER),alice)
 
 .PHONY: run test lint format typecheck migrate check-migrations token install install-dev clean
 
@@ -49,9 +50,9 @@ lint: $(VENV)/.dev
 format: $(VENV)/.dev
 	cd backend && $(BIN)/ruff check --fix . && $(BIN)/ruff format .
 
-## token: print a bearer token for USER (default alice), signed with backend/.env's AUTH_JWT_SECRET
+## token: print a bearer token for USER=... (default alice), signed with backend/.env's AUTH_JWT_SECRET
 token: $(VENV)/.runtime backend/.env
-	@cd backend && $(BIN)/python -m src.cli token "$(USER)"
+	@cd backend && $(BIN)/python -m src.cli token "$(TOKEN_USER)"
 
 clean:
 	rm -rf $(VENV) backend/tasks.db backend/tasks.db-wal backend/tasks.db-shm

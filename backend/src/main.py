@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from src.api import health
-from src.api.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from src.api.middleware import AuthenticationMiddleware, BodySizeLimitMiddleware, RequestContextMiddleware
 from src.api.problems import install_problem_handlers, serve_problems_as_problem_json
 from src.api.route_index import RouteIndex
 from src.api.v1 import tasks
@@ -25,6 +25,8 @@ from src.services.idempotency import purge_periodically
 
 logger = logging.getLogger(__name__)
 
+API_PREFIX = "/api/v1"
+USERS_PREFIX = f"{API_PREFIX}/users/"
 API_DESCRIPTION = """
 Create, list, update, complete and delete each user's tasks.
 
@@ -62,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1.0.0",
         description=API_DESCRIPTION,
         lifespan=lifespan,
+        redirect_slashes=False,
         openapi_tags=[
             {"name": "tasks", "description": "Each user's own tasks."},
             {
@@ -79,10 +82,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.openapi = openapi  # type: ignore[method-assign]
     install_problem_handlers(app)
-    mounted = [("", health.router), ("/api/v1", tasks.router)]
+    mounted = [("", health.router), (API_PREFIX, tasks.router)]
     for prefix, router in mounted:
         app.include_router(router, prefix=prefix)
     app.state.route_index = RouteIndex(mounted)
+    app.add_middleware(AuthenticationMiddleware, collection_prefix=USERS_PREFIX)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_body_bytes)
     app.add_middleware(RequestContextMiddleware, route_index=app.state.route_index)
     return app

@@ -11,9 +11,11 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from src.api.problems import PROBLEM_MEDIA_TYPE, ProblemType, problem_body
+from src.api.problems import PROBLEM_MEDIA_TYPE, ProblemType, domain_problem, problem_body
 from src.api.route_index import RouteIndex
+from src.core.errors import DomainError, MissingCredentialsError, PermissionDeniedError
 from src.core.logging import request_id_var
+from src.core.security import TokenVerifier
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _MAX_REQUEST_ID_LENGTH = 128
@@ -128,3 +130,35 @@ class BodySizeLimitMiddleware:
     @property
     def _detail(self) -> str:
         return f"The request body is larger than {self.max_bytes} bytes."
+
+
+class AuthenticationMiddleware:
+    """Verifies the bearer token of every request under a user's collection before anything else is
+    read (the body included), and checks that its subject is the user in the path: no token or a bad
+    one is a 401, another user's path a 403, whatever else is wrong with the request."""
+
+    def __init__(self, app: ASGIApp, *, collection_prefix: str) -> None:
+        self.app = app
+        self.prefix = collection_prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(self.prefix):
+            await self.app(scope, receive, send)
+            return
+        try:
+            subject = await self._subject(scope)
+            if subject != scope["path"][len(self.prefix) :].split("/", 1)[0]:
+                raise PermissionDeniedError("the token does not grant access to this user's tasks")
+        except DomainError as error:
+            await domain_problem(error)(scope, receive, send)
+            return
+        scope.setdefault("state", {})["user_id"] = subject
+        await self.app(scope, receive, send)
+
+    @staticmethod
+    async def _subject(scope: Scope) -> str:
+        scheme, _, token = (Headers(scope=scope).get("authorization") or "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise MissingCredentialsError("a bearer token is required")
+        verifier: TokenVerifier = scope["app"].state.token_verifier
+        return await verifier.verify(token.strip())

@@ -22,6 +22,7 @@ from src.core.errors import (
     ConflictError,
     DomainError,
     InvalidInputError,
+    MissingCredentialsError,
     NotFoundError,
     PermissionDeniedError,
     PreconditionFailedError,
@@ -119,11 +120,15 @@ def _validation_problem(errors: list[dict[str, Any]]) -> Response:
     )
 
 
+# Messages that quote the input get a fixed text instead.
+_FIXED_MESSAGES = {"uuid_parsing": "Input should be a valid UUID", "uuid_type": "Input should be a valid UUID"}
+
+
 async def _on_validation_error(_request: Request, exc: RequestValidationError) -> Response:
     errors = [
         {
             "loc": _clean_loc(error["loc"]),
-            "msg": str(error["msg"]),
+            "msg": _FIXED_MESSAGES.get(str(error["type"]), str(error["msg"])),
             "type": str(error["type"]),
         }
         for error in exc.errors()
@@ -154,6 +159,7 @@ _STATUS_DETAILS = {
 
 
 _DOMAIN_PROBLEMS: list[tuple[type[DomainError], int, str, str, dict[str, str]]] = [
+    (MissingCredentialsError, 401, "Unauthorized", ProblemType.UNAUTHENTICATED, {"WWW-Authenticate": "Bearer"}),
     (NotFoundError, 404, "Not Found", ProblemType.NOT_FOUND, {}),
     (PreconditionFailedError, 412, "Precondition Failed", ProblemType.PRECONDITION_FAILED, {}),
     (ConflictError, 409, "Conflict", ProblemType.CONFLICT, {"Retry-After": "1"}),
@@ -176,6 +182,10 @@ _DOMAIN_PROBLEMS: list[tuple[type[DomainError], int, str, str, dict[str, str]]] 
 
 
 async def _on_domain_error(_request: Request, exc: DomainError) -> Response:
+    return domain_problem(exc)
+
+
+def domain_problem(exc: DomainError) -> Response:
     if isinstance(exc, InvalidInputError):
         return _validation_problem([{"loc": list(exc.loc), "msg": exc.detail, "type": exc.error_type}])
     for error_class, status, title, type_, headers in _DOMAIN_PROBLEMS:
@@ -234,9 +244,12 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 def serve_problems_as_problem_json(openapi_schema: dict[str, Any]) -> dict[str, Any]:
-    """FastAPI documents every `model` as application/json; error bodies are application/problem+json."""
+    """FastAPI documents every `model` as application/json; error bodies are application/problem+json.
+    Each route's one-sentence docstring becomes its summary."""
     for path_item in openapi_schema.get("paths", {}).values():
         for operation in path_item.values():
+            if description := operation.get("description"):
+                operation["summary"] = description.split("\n", 1)[0]
             for status, response in operation.get("responses", {}).items():
                 content = response.get("content", {})
                 if status[0] in "45" and "application/json" in content:

@@ -39,6 +39,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
         pool_recycle=settings.db_pool_recycle_seconds,
         pool_pre_ping=settings.db_pool_pre_ping,
         connect_args=connect_args,
+        hide_parameters=True,  # errors never carry task titles or descriptions into the log
     )
 
 
@@ -47,6 +48,7 @@ def _create_sqlite_engine(settings: Settings) -> AsyncEngine:
         settings.database_url,
         pool_pre_ping=settings.db_pool_pre_ping,
         connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS},
+        hide_parameters=True,
     )
 
     @event.listens_for(engine.sync_engine, "connect")

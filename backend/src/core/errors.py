@@ -34,6 +34,10 @@ class AuthenticationError(DomainError):
     """No credentials, or credentials that do not verify."""
 
 
+class MissingCredentialsError(AuthenticationError):
+    """No credentials were sent at all."""
+
+
 class PermissionDeniedError(DomainError):
     """Verified credentials that do not grant access to the resource."""
 

@@ -24,6 +24,8 @@ from src.core.errors import AuthenticationError, ServiceUnavailableError
 logger = logging.getLogger(__name__)
 
 MAX_TOKEN_LENGTH = 8192
+# Without any keys every request fails, so a failed first fetch is retried sooner than a refresh.
+_RETRY_WITHOUT_KEYS_SECONDS = 5.0
 HS256 = "HS256"
 
 
@@ -39,11 +41,17 @@ class JwksCache:
         self._fetched_at = float("-inf")
         self._attempted_at = float("-inf")
         self._lock = asyncio.Lock()
+        self._background: asyncio.Task[None] | None = None
 
     async def key_for(self, kid: str | None) -> jwt.PyJWK:
-        now = time.monotonic()
-        if now - self._fetched_at > self._ttl or (kid not in self._keys and kid is not None):
-            await self._refresh()
+        if not self._keys:
+            await self._refresh(retry_after=min(_RETRY_WITHOUT_KEYS_SECONDS, self._min_refresh))
+        elif time.monotonic() - self._fetched_at > self._ttl:
+            self._refresh_in_background()
+        if kid is not None and kid not in self._keys:
+            await self._refresh(retry_after=self._min_refresh)  # a rotated key; a flood of bogus kids waits here
+        if not self._keys:
+            raise ServiceUnavailableError("the token key server is not answering; retry shortly")
         key = self._keys.get(kid)
         if key is None and kid is None and len(self._keys) == 1:
             key = next(iter(self._keys.values()))
@@ -51,24 +59,22 @@ class JwksCache:
             raise AuthenticationError("token is signed with an unknown key")
         return key
 
-    async def _refresh(self) -> None:
+    def _refresh_in_background(self) -> None:
+        """Expired keys keep serving while fresh ones are fetched, so no request waits for the key server."""
+        if self._background is None or self._background.done():
+            self._background = asyncio.create_task(self._refresh(retry_after=self._min_refresh))
+
+    async def _refresh(self, *, retry_after: float) -> None:
         async with self._lock:
-            if time.monotonic() - self._attempted_at < self._min_refresh:
+            if time.monotonic() - self._attempted_at < retry_after:
                 return
             self._attempted_at = time.monotonic()
             try:
                 async with asyncio.timeout(self._timeout):
                     document = await self._fetch()
                 key_set = jwt.PyJWKSet.from_dict(document)
-            except (
-                httpx.HTTPError,
-                TimeoutError,
-                ValueError,
-                jwt.PyJWKSetError,
-            ) as error:
+            except (httpx.HTTPError, TimeoutError, ValueError, jwt.PyJWKSetError) as error:
                 logger.warning("JWKS fetch failed", extra={"error": type(error).__name__})
-                if not self._keys:
-                    raise ServiceUnavailableError("the token key server is not answering; retry shortly") from None
                 return
             self._keys = {key.key_id: key for key in key_set.keys if key.algorithm_name in JWKS_ALGORITHMS}
             self._fetched_at = time.monotonic()

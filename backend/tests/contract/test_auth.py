@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -64,15 +65,25 @@ class _Keys:
 
 
 class _JwksServer:
-    def __init__(self, document: dict[str, Any]) -> None:
+    """A key server on loopback; `behaviour` makes it slow, broken or huge."""
+
+    def __init__(self, document: dict[str, Any], behaviour: str = "ok") -> None:
         self.hits = 0
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 server.hits += 1
-                body = json.dumps(document).encode()
-                self.send_response(200)
+                if behaviour == "slow":
+                    time.sleep(5)
+                body = {
+                    "ok": json.dumps(document).encode(),
+                    "slow": json.dumps(document).encode(),
+                    "not-json": b"<html>oops</html>",
+                    "huge": json.dumps({"keys": [], "padding": "x" * 200_000}).encode(),
+                    "no-keys": b'{"keys": []}',
+                }.get(behaviour, b"")
+                self.send_response(500 if behaviour == "error" else 200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
@@ -159,6 +170,14 @@ def test_every_task_route_requires_a_token(client: TestClient, alice: User, crea
     for method, url, body in calls:
         assert client.request(method, url, json=body).status_code == 401, (method, url)
         assert client.request(method, url, json=body, headers={"Authorization": "Bearer x"}).status_code == 401
+        bad_json = {"Content-Type": "application/json"}
+        assert client.request(method, url, content=b"{bad", headers=bad_json).status_code == 401, (method, url)
+
+
+def test_another_users_path_is_403_before_the_body_is_judged(client: TestClient, alice: User, bob: User) -> None:
+    headers = {**alice.headers, "Content-Type": "application/json"}
+
+    assert client.post(bob.tasks_url, content=b"{bad", headers=headers).status_code == 403
 
 
 def test_token_for_another_user_is_403_on_every_route(
@@ -289,6 +308,11 @@ def test_jwks_is_cached_and_unknown_kids_do_not_refetch_it(
 
 def test_unreachable_jwks_is_503_with_retry_after(database_url: str, keys: _Keys, alice: User) -> None:
     with _client_with(database_url, auth_jwt_secret=None, auth_jwks_url="http://127.0.0.1:9/jwks") as client:
+        first = client.get(
+            alice.tasks_url,
+            headers={"Authorization": f"Bearer {keys.sign('ed', {'sub': alice.id, 'exp': _exp()})}"},
+        )
+        assert first.status_code == 503
         response = client.get(
             alice.tasks_url, headers={"Authorization": f"Bearer {keys.sign('ed', {'sub': alice.id, 'exp': _exp()})}"}
         )
@@ -296,3 +320,28 @@ def test_unreachable_jwks_is_503_with_retry_after(database_url: str, keys: _Keys
     assert response.status_code == 503
     assert response.headers["retry-after"]
     assert response.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize("behaviour", ["slow", "error", "not-json", "huge", "no-keys"])
+def test_a_bad_key_server_cannot_hang_requests(database_url: str, keys: _Keys, alice: User, behaviour: str) -> None:
+    server = _JwksServer(keys.jwks, behaviour)
+    token = keys.sign("ed", {"sub": alice.id, "exp": _exp()})
+    try:
+        with _client_with(
+            database_url, auth_jwt_secret=None, auth_jwks_url=server.url, auth_jwks_timeout_seconds=1
+        ) as client:
+            started = time.monotonic()
+            response = client.get(alice.tasks_url, headers={"Authorization": f"Bearer {token}"})
+            elapsed = time.monotonic() - started
+    finally:
+        server.httpd.shutdown()
+
+    assert response.status_code in {401, 503}
+    assert response.headers["content-type"] == "application/problem+json"
+    assert elapsed < 2.5
+
+
+def test_missing_token_challenge_has_no_error_code(client: TestClient, alice: User) -> None:
+    assert client.get(alice.tasks_url).headers["www-authenticate"] == "Bearer"
+    bad = client.get(alice.tasks_url, headers={"Authorization": "Bearer x.y.z"})
+    assert bad.headers["www-authenticate"] == 'Bearer error="invalid_token"'

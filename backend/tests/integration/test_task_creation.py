@@ -7,12 +7,13 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from tests.conftest import User, stored_count, stored_task
+from tests.conftest import User, make_token, stored_count, stored_task
 
 
 def test_create_returns_201_with_location_and_the_stored_task(client: TestClient, alice: User, db: Engine) -> None:
@@ -224,3 +225,15 @@ def test_user_id_in_path_is_the_owner(client: TestClient, alice: User, db: Engin
     task = client.post(alice.tasks_url, json={"title": "mine"}, headers=alice.headers).json()
 
     assert stored_task(db, task["id"])["user_id"] == alice.id  # type: ignore[index]
+
+
+@pytest.mark.parametrize("user_id", ["a?b", "a#b", "a%b", "odd:user@example.com"])
+def test_location_leads_back_to_the_task_for_any_user_id(client: TestClient, user_id: str) -> None:
+    headers = {"Authorization": f"Bearer {make_token(user_id)}"}
+
+    created = client.post(f"/api/v1/users/{quote(user_id, safe='')}/tasks", json={"title": "t"}, headers=headers)
+
+    assert created.status_code == 201
+    fetched = client.get(created.headers["location"], headers=headers)
+    assert fetched.status_code == 200
+    assert fetched.json() == created.json()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, Response, status
 
@@ -109,7 +110,9 @@ async def create_task(
     )
     task = created.task
     response = _task_response(task, status.HTTP_201_CREATED)
-    response.headers["Location"] = str(request.url_for("get_task", user_id=user_id, task_id=task.id).path)
+    # Percent-encoded, so a user id with `?`, `#` or `%` still gives a URL that leads back to the task.
+    location = request.app.url_path_for("get_task", user_id=quote(user_id, safe=""), task_id=str(task.id))
+    response.headers["Location"] = request.scope.get("root_path", "") + location
     return response
 
 
