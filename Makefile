@@ -8,7 +8,7 @@ PORT ?= 8000
 # `make token USER=bob`; the USER every shell exports is not taken for it.
 TOKEN_USER := $(if $(filter command line,$(origin USER)),$(USER),alice)
 
-.PHONY: run test lint format typecheck migrate check-migrations token install install-dev clean
+.PHONY: run serve test e2e lint format migrate check-migrations openapi token install install-dev clean
 
 $(VENV)/.runtime: backend/requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11) and "Python 3.11 is required (set PYTHON=...)")'
@@ -31,9 +31,22 @@ backend/.env: | $(VENV)/.runtime
 run: $(VENV)/.runtime backend/.env migrate
 	cd backend && $(BIN)/uvicorn src.main:create_app --factory --host $(HOST) --port $(PORT) --no-access-log
 
+## serve: production mode: WEB_CONCURRENCY uvicorn workers, proxy headers from FORWARDED_ALLOW_IPS only
+serve: $(VENV)/.runtime
+	cd backend && ENVIRONMENT=production $(BIN)/python -m src.cli serve --host $(HOST) --port $(PORT)
+
 ## test: the whole suite, against SQLite and PostgreSQL (TEST_DATABASE_URL, default the local server)
 test: $(VENV)/.dev
-	cd backend && $(BIN)/pytest
+	cd backend && $(BIN)/pytest -m "not browser"
+
+## e2e: /docs and /redoc in headless Chromium (installs Debian's chromium when it is missing)
+e2e: $(VENV)/.dev
+	@command -v chromium >/dev/null || { echo "installing Debian's chromium"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+	cd backend && $(BIN)/pytest -m browser tests/e2e
+
+## openapi: regenerate backend/openapi.json, the committed API contract
+openapi: $(VENV)/.runtime
+	cd backend && $(BIN)/python -m src.cli openapi > openapi.json
 
 ## migrate: bring the database at DATABASE_URL (or backend/.env) to the newest schema
 migrate: $(VENV)/.runtime

@@ -10,16 +10,23 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 
-from src.api import health
-from src.api.middleware import AuthenticationMiddleware, BodySizeLimitMiddleware, RequestContextMiddleware
+from src.api import health, metrics
+from src.api.middleware import (
+    AuthenticationMiddleware,
+    BodySizeLimitMiddleware,
+    DocsContentSecurityPolicy,
+    RequestContextMiddleware,
+)
 from src.api.problems import install_problem_handlers, serve_problems_as_problem_json
 from src.api.route_index import RouteIndex
 from src.api.v1 import tasks
 from src.core.config import Settings, load_settings
 from src.core.database import create_engine, create_sessionmaker, head_revision
 from src.core.logging import configure_logging
+from src.core.metrics import watch_pool
 from src.core.security import JwksCache, TokenVerifier
 from src.services.idempotency import purge_periodically
 
@@ -27,6 +34,8 @@ logger = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v1"
 USERS_PREFIX = f"{API_PREFIX}/users/"
+CORS_REQUEST_HEADERS = ["Authorization", "Content-Type", "If-Match", "If-None-Match", "Idempotency-Key", "X-Request-ID"]
+CORS_EXPOSED_HEADERS = ["ETag", "Location", "X-Request-ID", "Retry-After"]
 API_DESCRIPTION = """
 Create, list, update, complete and delete each user's tasks.
 
@@ -37,7 +46,7 @@ Every `/api/v1/users/{user_id}/...` route needs `Authorization: Bearer <JWT>` wh
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.effective_log_format)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -48,6 +57,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if settings.auth_jwks_url:
                 client = await stack.enter_async_context(httpx.AsyncClient())
                 jwks = JwksCache(settings.auth_jwks_url, settings, client)
+            if settings.metrics_enabled:
+                watch_pool(engine)
             app.state.engine = engine
             app.state.sessionmaker = create_sessionmaker(engine)
             app.state.token_verifier = TokenVerifier(settings, jwks)
@@ -86,7 +97,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for prefix, router in mounted:
         app.include_router(router, prefix=prefix)
     app.state.route_index = RouteIndex(mounted)
+    if settings.metrics_enabled:
+        app.include_router(metrics.router)
     app.add_middleware(AuthenticationMiddleware, collection_prefix=USERS_PREFIX)
+    app.add_middleware(DocsContentSecurityPolicy, paths=("/docs", "/redoc"))
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_body_bytes)
-    app.add_middleware(RequestContextMiddleware, route_index=app.state.route_index)
+    app.add_middleware(
+        RequestContextMiddleware, route_index=app.state.route_index, record_metrics=settings.metrics_enabled
+    )
+    if settings.cors_origins:
+        # Outermost, so preflights are answered before authentication and every answer carries the headers.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=CORS_REQUEST_HEADERS,
+            expose_headers=CORS_EXPOSED_HEADERS,
+            max_age=600,
+        )
     return app

@@ -15,6 +15,7 @@ from src.api.problems import PROBLEM_MEDIA_TYPE, ProblemType, domain_problem, pr
 from src.api.route_index import RouteIndex
 from src.core.errors import DomainError, MissingCredentialsError, PermissionDeniedError
 from src.core.logging import request_id_var
+from src.core.metrics import observe_request
 from src.core.security import TokenVerifier
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -35,9 +36,10 @@ class RequestContextMiddleware:
     """Gives each request an id (echoed in `X-Request-ID`, logged, put in problem bodies), writes one
     access line per request, and turns any unhandled exception into a 500 problem without details."""
 
-    def __init__(self, app: ASGIApp, *, route_index: RouteIndex) -> None:
+    def __init__(self, app: ASGIApp, *, route_index: RouteIndex, record_metrics: bool) -> None:
         self.app = app
         self.route_index = route_index
+        self.record_metrics = record_metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -76,16 +78,19 @@ class RequestContextMiddleware:
 
     def _log_access(self, scope: Scope, status: int, seconds: float) -> None:
         state: dict[str, Any] = scope.get("state") or {}
+        route = self.route_index.template_of(scope.get("route")) or "<unmatched>"
         access_logger.info(
             "request",
             extra={
                 "method": scope["method"],
-                "route": self.route_index.template_of(scope.get("route")) or "<unmatched>",
+                "route": route,
                 "status": status,
                 "duration_ms": round(seconds * 1000, 2),
                 "user_id": state.get("user_id", "-"),
             },
         )
+        if self.record_metrics:
+            observe_request(scope["method"], route, status, seconds)
 
 
 async def _send_problem(send: Send, status: int, *, title: str, detail: str, type_: str = ProblemType.HTTP) -> None:
@@ -162,3 +167,29 @@ class AuthenticationMiddleware:
             raise MissingCredentialsError("a bearer token is required")
         verifier: TokenVerifier = scope["app"].state.token_verifier
         return await verifier.verify(token.strip())
+
+
+class DocsContentSecurityPolicy:
+    """The docs pages may load only the service's own scripts, styles and images, so they never reach
+    out to a CDN (ReDoc's bundle links a logo on one) and work on a machine with no internet."""
+
+    POLICY = (
+        "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+        "script-src 'self' 'unsafe-inline'; worker-src 'self' blob:; font-src 'self' data:; connect-src 'self'"
+    )
+
+    def __init__(self, app: ASGIApp, *, paths: tuple[str, ...]) -> None:
+        self.app = app
+        self.paths = paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] not in self.paths:
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_policy(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message)["Content-Security-Policy"] = self.POLICY
+            await send(message)
+
+        await self.app(scope, receive, send_with_policy)

@@ -58,10 +58,10 @@ class ProblemDetailError(BaseModel):
 class Problem(BaseModel):
     """An RFC 9457 problem; `errors` is present on 422."""
 
-    type: str = Field(examples=[ProblemType.NOT_FOUND])
-    title: str = Field(examples=["Not Found"])
-    status: int = Field(examples=[404])
-    detail: str = Field(examples=["no task with this id in this user's list"])
+    type: str = Field(description="A URI naming the kind of problem; see the API guide.")
+    title: str
+    status: int
+    detail: str
     request_id: str = Field(description="Also in the service's log lines for this request.")
     errors: list[ProblemDetailError] | None = None
 
@@ -225,22 +225,95 @@ def install_problem_handlers(app: FastAPI) -> None:
     )
 
 
+_DOCUMENTED_PROBLEMS: dict[int, tuple[str, str, str, str]] = {
+    # status: (when, type, title, detail)
+    400: (
+        "A malformed header (If-Match, If-None-Match, Idempotency-Key) or a body that cannot be decoded.",
+        ProblemType.HTTP,
+        "Bad Request",
+        "If-Match must be `*` or a comma-separated list of quoted entity tags.",
+    ),
+    401: (
+        "Missing, malformed, badly signed or expired bearer token.",
+        ProblemType.UNAUTHENTICATED,
+        "Unauthorized",
+        "token has expired",
+    ),
+    403: (
+        "The token's subject is not the user in the path.",
+        ProblemType.FORBIDDEN,
+        "Forbidden",
+        "the token does not grant access to this user's tasks",
+    ),
+    404: (
+        "No task with this id in this user's list.",
+        ProblemType.NOT_FOUND,
+        "Not Found",
+        "no task with this id in this user's list",
+    ),
+    409: (
+        "A request with the same Idempotency-Key is still being processed: retry after `Retry-After`.",
+        ProblemType.CONFLICT,
+        "Conflict",
+        "a request with this Idempotency-Key is still being processed: retry in a moment",
+    ),
+    412: (
+        "If-Match names a version the task is no longer at: nothing was changed.",
+        ProblemType.PRECONDITION_FAILED,
+        "Precondition Failed",
+        "the task has changed since the version you sent in If-Match: get it again, then retry",
+    ),
+    413: (
+        "Request body larger than 64 KiB.",
+        ProblemType.HTTP,
+        "Content Too Large",
+        "The request body is larger than 65536 bytes.",
+    ),
+    415: (
+        "The body is not sent as application/json.",
+        ProblemType.HTTP,
+        "Unsupported Media Type",
+        "Send the body as application/json.",
+    ),
+    422: (
+        "Invalid input: see `errors`.",
+        ProblemType.VALIDATION,
+        "Unprocessable Content",
+        "The request is not valid: see errors.",
+    ),
+    500: (
+        "A fault in the service: the body carries only a request id, also written in the log.",
+        ProblemType.INTERNAL,
+        "Internal Server Error",
+        "The service failed to handle this request; quote the request_id when reporting it.",
+    ),
+    503: (
+        "The database is not answering; retry after `Retry-After` seconds.",
+        ProblemType.UNAVAILABLE,
+        "Service Unavailable",
+        "The database is not answering; retry shortly.",
+    ),
+}
+
+
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses` entries for the problem statuses a route can return."""
-    descriptions = {
-        400: "A malformed header (If-Match, If-None-Match, Idempotency-Key) or a body that cannot be decoded.",
-        401: "Missing, malformed, badly signed or expired bearer token.",
-        403: "The token's subject is not the user in the path.",
-        404: "No task with this id in this user's list.",
-        409: "A request with the same Idempotency-Key is still being processed: retry after `Retry-After`.",
-        412: "If-Match names a version the task is no longer at: nothing was changed.",
-        413: "Request body larger than 64 KiB.",
-        415: "The body is not sent as application/json.",
-        422: "Invalid input: see `errors`.",
-        500: "A fault in the service: the body carries only a request id, also written in the log.",
-        503: "The database is not answering; retry after `Retry-After` seconds.",
-    }
-    return {status: {"model": Problem, "description": descriptions[status]} for status in statuses}
+    """OpenAPI `responses` entries, each with a realistic example, for the problems a route can return."""
+    entries: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        when, type_, title, detail = _DOCUMENTED_PROBLEMS[status]
+        example: dict[str, Any] = {
+            "type": type_,
+            "title": title,
+            "status": status,
+            "detail": detail,
+            "request_id": "6f1c0d3e9a7b4c2e8f5a1b3c4d5e6f70",
+        }
+        if status == 422:
+            example["errors"] = [
+                {"loc": ["body", "title"], "msg": "String should have at least 1 character", "type": "string_too_short"}
+            ]
+        entries[status] = {"model": Problem, "description": when, "content": {"application/json": {"example": example}}}
+    return entries
 
 
 def serve_problems_as_problem_json(openapi_schema: dict[str, Any]) -> dict[str, Any]:

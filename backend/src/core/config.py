@@ -6,9 +6,10 @@ import secrets
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 BACKEND_DIR = Path(__file__).resolve().parents[2]
 DEFAULT_SQLITE_PATH = BACKEND_DIR / "tasks.db"
@@ -48,6 +49,16 @@ class Settings(BaseSettings):
 
     environment: Environment = Environment.DEVELOPMENT
     log_level: str = "INFO"
+    log_format: Literal["json", "console"] | None = Field(
+        default=None, description="Default: json in production, console elsewhere."
+    )
+    metrics_enabled: bool = True
+
+    web_concurrency: int = Field(default=1, ge=1)
+    forwarded_allow_ips: str = "127.0.0.1"
+    keep_alive_seconds: int = Field(default=5, ge=1)
+    graceful_shutdown_seconds: int = Field(default=20, ge=1)
+    cors_origins: Annotated[list[str], NoDecode] = []
 
     database_url: str = f"sqlite+aiosqlite:///{DEFAULT_SQLITE_PATH}"
     db_pool_size: int = Field(default=10, ge=1)
@@ -57,6 +68,9 @@ class Settings(BaseSettings):
     db_pool_pre_ping: bool = True
     db_connect_timeout_seconds: int = Field(default=5, ge=1)
     db_statement_timeout_ms: int = Field(default=10_000, ge=0)
+    db_transaction_pooler: bool = Field(
+        default=False, description="DATABASE_URL points at PgBouncer (or alike) in transaction pooling mode."
+    )
 
     auth_jwt_secret: SecretStr | None = None
     auth_jwks_url: str | None = None
@@ -110,6 +124,19 @@ class Settings(BaseSettings):
         if problems:
             raise ValueError("refusing to start in production: " + "; ".join(problems))
         return self
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @property
+    def effective_log_format(self) -> str:
+        if self.log_format is not None:
+            return self.log_format
+        return "json" if self.environment is Environment.PRODUCTION else "console"
 
     @property
     def is_sqlite(self) -> bool:

@@ -29,7 +29,11 @@ def create_engine(settings: Settings) -> AsyncEngine:
     if settings.is_sqlite:
         return _create_sqlite_engine(settings)
     connect_args: dict[str, Any] = {"connect_timeout": settings.db_connect_timeout_seconds}
-    if settings.db_statement_timeout_ms:
+    if settings.db_transaction_pooler:
+        # Each transaction may run on another server connection: no server-side prepared statements,
+        # and no startup options (PgBouncer refuses them; set statement_timeout on the role instead).
+        connect_args["prepare_threshold"] = None
+    elif settings.db_statement_timeout_ms:
         connect_args["options"] = f"-c statement_timeout={settings.db_statement_timeout_ms}"
     return create_async_engine(
         settings.database_url,

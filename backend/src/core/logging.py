@@ -1,10 +1,17 @@
-"""Logging set-up: one format for the service's own lines and uvicorn's, with the request id on each."""
+"""Logging set-up: one format for the service's own lines and uvicorn's, with the request id on each.
+
+JSON lines for machines (production), readable lines for people (development). Records carry their
+fields as `extra=`; tokens and request bodies are never passed to a logger.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import Any
 
 request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
 
@@ -36,9 +43,26 @@ class ConsoleFormatter(logging.Formatter):
         return line
 
 
-def configure_logging(level: str) -> None:
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, request_id, then the record's extras."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+            "request_id": getattr(record, "request_id", "-"),
+        }
+        entry.update((k, v) for k, v in record.__dict__.items() if k not in _STANDARD_ATTRIBUTES)
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+def configure_logging(level: str, log_format: str = "console") -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(ConsoleFormatter())
+    handler.setFormatter(JsonFormatter() if log_format == "json" else ConsoleFormatter())
     handler.addFilter(_RequestIdFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from uuid_utils.compat import uuid7
 
 from src.core.errors import NotFoundError, PreconditionFailedError
+from src.core.metrics import TASK_OPERATIONS
 from src.models.task import (
     Task,
     TaskCreate,
@@ -111,8 +112,7 @@ async def create_task(
     if idempotency_key is None:
         task = await _insert_task(session=session, user_id=user_id, data=data)
         await session.commit()
-        logger.info("task created", extra={"user_id": user_id, "task_id": str(task.id)})
-        return CreatedTask(task=task, replayed=False)
+        return _created(task)
 
     request_fingerprint = idempotency.fingerprint(data)
     now = _utcnow()
@@ -138,10 +138,16 @@ async def create_task(
             if earlier is None:
                 raise
         else:
-            logger.info("task created", extra={"user_id": user_id, "task_id": str(task.id)})
-            return CreatedTask(task=task, replayed=False)
+            return _created(task)
     await session.rollback()
+    TASK_OPERATIONS.labels("create_replayed").inc()
     return CreatedTask(task=idempotency.replay(earlier, request_fingerprint), replayed=True)
+
+
+def _created(task: TaskPublic) -> CreatedTask:
+    TASK_OPERATIONS.labels("create").inc()
+    logger.info("task created", extra={"user_id": task.user_id, "task_id": str(task.id)})
+    return CreatedTask(task=task, replayed=False)
 
 
 async def _insert_task(*, session: AsyncSession, user_id: str, data: TaskCreate) -> TaskPublic:
@@ -230,6 +236,7 @@ async def replace_task(
     task = await _apply_update(
         session=session, user_id=user_id, task_id=task_id, changes=changes, now=now, expected_versions=expected_versions
     )
+    TASK_OPERATIONS.labels("replace").inc()
     logger.info("task replaced", extra={"user_id": user_id, "task_id": str(task_id)})
     return task
 
@@ -255,6 +262,7 @@ async def patch_task(
     task = await _apply_update(
         session=session, user_id=user_id, task_id=task_id, changes=changes, now=now, expected_versions=expected_versions
     )
+    TASK_OPERATIONS.labels("update").inc()
     logger.info(
         "task updated",
         extra={"user_id": user_id, "task_id": str(task_id), "fields": sorted(fields)},
@@ -274,6 +282,7 @@ async def toggle_completion(
     task = await _apply_update(
         session=session, user_id=user_id, task_id=task_id, changes=changes, now=now, expected_versions=expected_versions
     )
+    TASK_OPERATIONS.labels("toggle").inc()
     logger.info(
         "task toggled",
         extra={
@@ -294,6 +303,7 @@ async def delete_task(
         await session.rollback()
         raise await _why_unchanged(session=session, user_id=user_id, task_id=task_id)
     await session.commit()
+    TASK_OPERATIONS.labels("delete").inc()
     logger.info("task deleted", extra={"user_id": user_id, "task_id": str(task_id)})
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+
+from src.core.config import BACKEND_DIR
 
 
 @pytest.fixture(scope="module")
@@ -72,3 +75,9 @@ def test_docs_pages_load_their_assets_from_the_service(client: TestClient, page:
     assert not re.search(r"https?://", " ".join(assets))
     for asset in assets:
         assert client.get(asset).status_code == 200, asset
+
+
+def test_served_schema_matches_the_committed_openapi_json(openapi: dict[str, Any]) -> None:
+    committed = json.loads((BACKEND_DIR / "openapi.json").read_text())
+
+    assert openapi == committed, "the API contract changed: run `make openapi` and commit backend/openapi.json"

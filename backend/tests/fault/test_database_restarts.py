@@ -22,7 +22,7 @@ from alembic import command
 from sqlalchemy import create_engine, text
 
 from tests.conftest import alembic_config, make_token
-from tests.fault.conftest import PrivateCluster, running_service
+from tests.processes import PrivateCluster, running_service
 
 pytestmark = pytest.mark.slow
 

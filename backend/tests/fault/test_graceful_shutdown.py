@@ -10,7 +10,7 @@ import time
 import pytest
 
 from tests.conftest import make_token
-from tests.fault.conftest import running_service
+from tests.processes import running_service
 
 pytestmark = pytest.mark.slow
 GRACE_SECONDS = 5

@@ -1,0 +1,61 @@
+"""Prometheus metrics. With several worker processes, set PROMETHEUS_MULTIPROC_DIR (`make serve`
+does) so that /metrics adds up every worker's figures."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+HTTP_REQUESTS = Counter("tasks_api_http_requests_total", "HTTP requests answered.", ["method", "route", "status"])
+HTTP_LATENCY = Histogram(
+    "tasks_api_http_request_duration_seconds",
+    "Time from receiving a request to the end of its response.",
+    ["method", "route", "status"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+POOL_IN_USE = Gauge(
+    "tasks_api_db_pool_connections_in_use", "Database connections checked out.", multiprocess_mode="livesum"
+)
+POOL_IDLE = Gauge(
+    "tasks_api_db_pool_connections_idle", "Database connections idle in the pool.", multiprocess_mode="livesum"
+)
+TASK_OPERATIONS = Counter("tasks_api_task_operations_total", "Task writes that were committed.", ["operation"])
+
+METRICS_MEDIA_TYPE = CONTENT_TYPE_LATEST
+
+
+def observe_request(method: str, route: str, status: int, seconds: float) -> None:
+    HTTP_REQUESTS.labels(method, route, str(status)).inc()
+    HTTP_LATENCY.labels(method, route, str(status)).observe(seconds)
+
+
+def watch_pool(engine: AsyncEngine) -> None:
+    """Keeps the pool gauges current as connections are checked out and returned."""
+    pool: Any = engine.sync_engine.pool
+
+    def update(*_: Any) -> None:
+        POOL_IN_USE.set(pool.checkedout())
+        POOL_IDLE.set(pool.checkedin())
+
+    for name in ("checkout", "checkin", "connect", "close"):
+        event.listen(engine.sync_engine, name, update)
+
+
+def render_metrics() -> bytes:
+    if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry)
+    return generate_latest()
