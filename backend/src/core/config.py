@@ -100,6 +100,7 @@ class Settings(BaseSettings):
         "auth_jwks_url",
         "auth_issuer",
         "auth_audience",
+        "log_format",
         mode="before",
     )
     @classmethod

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from src.core.config import EXAMPLE_SECRET, Settings, load_settings
+from src.core.config import BACKEND_DIR, EXAMPLE_SECRET, Settings, load_settings
 
 STRONG = "x" * 40
 PG = "postgresql://tasks@db:5432/tasks"
@@ -77,3 +77,18 @@ def test_load_settings_exits_saying_why(monkeypatch: pytest.MonkeyPatch) -> None
 
     with pytest.raises(SystemExit, match="AUTH_JWT_SECRET is shorter than 32 characters"):
         load_settings()
+
+
+@pytest.mark.parametrize("document", [".env.example", "docs/configuration.md"])
+def test_every_setting_is_documented(document: str) -> None:
+    text = (BACKEND_DIR / document).read_text()
+
+    missing = [name.upper() for name in Settings.model_fields if name.upper() not in text]
+    assert missing == []
+
+
+def test_the_example_env_file_loads() -> None:
+    settings = Settings(_env_file=BACKEND_DIR / ".env.example")
+
+    assert settings.log_format is None
+    assert settings.cors_origins == []
