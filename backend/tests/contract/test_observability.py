@@ -100,7 +100,7 @@ def test_the_running_service_logs_json_lines_without_tokens_or_bodies(database_u
         httpx.post(
             service.base_url + "/api/v1/users/logged-user/tasks", json={"title": "private title"}, headers=headers
         )
-        log = service.log()
+    log = service.log()  # after the process has stopped: the access line is written after the response
 
     records = [json.loads(line) for line in log.splitlines() if line.strip()]
     assert any(record["logger"] == "uvicorn.error" for record in records)

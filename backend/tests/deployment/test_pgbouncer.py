@@ -116,7 +116,7 @@ def test_two_workers_behind_pgbouncer_in_transaction_mode(database_url: str) -> 
             with ThreadPoolExecutor(max_workers=4) as pool:
                 results = list(pool.map(lambda worker: _flow(service.base_url, worker), range(4)))
             metrics = httpx.get(service.base_url + "/metrics").text
-            log = service.log()
+        log = service.log()
 
     expected_round = [201, 201, 200, 200, 200, 304, 200, 412, 200, 200]
     for statuses in results:

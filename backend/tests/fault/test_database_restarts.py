@@ -164,7 +164,7 @@ def test_acknowledged_writes_survive_database_restarts(private_cluster: PrivateC
             stop.set()
             for thread in threads:
                 thread.join(timeout=30)
-        service_log = service.log()
+    service_log = service.log()
 
     engine = create_engine(private_cluster.url)
     with engine.connect() as connection:

@@ -52,7 +52,7 @@ def test_sigterm_lets_the_request_in_flight_finish_and_refuses_new_ones(database
         in_flight.close()
         exit_code = service.process.wait(timeout=GRACE_SECONDS + 5)
         exited_after = time.monotonic() - signalled
-        log = service.log()
+    log = service.log()
 
     assert response.startswith(b"HTTP/1.1 201"), response[:200]
     assert b'"title":"sent slowly"' in response
