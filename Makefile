@@ -8,7 +8,7 @@ PORT ?= 8000
 # `make token USER=bob`; the USER every shell exports is not taken for it.
 TOKEN_USER := $(if $(filter command line,$(origin USER)),$(USER),alice)
 
-.PHONY: run serve test e2e lint format migrate check-migrations openapi token install install-dev clean
+.PHONY: run serve test e2e bench lint format migrate check-migrations openapi token install install-dev clean
 
 $(VENV)/.runtime: backend/requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11) and "Python 3.11 is required (set PYTHON=...)")'
@@ -19,6 +19,10 @@ $(VENV)/.runtime: backend/requirements.txt
 
 $(VENV)/.dev: $(VENV)/.runtime backend/requirements-dev.txt
 	$(BIN)/python -m pip install --quiet -r backend/requirements-dev.txt
+	touch $@
+
+$(VENV)/.bench: $(VENV)/.runtime backend/requirements-bench.txt
+	$(BIN)/python -m pip install --quiet -r backend/requirements-bench.txt
 	touch $@
 
 install: $(VENV)/.runtime
@@ -44,6 +48,11 @@ e2e: $(VENV)/.dev
 	@command -v chromium >/dev/null || { echo "installing Debian's chromium"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 	cd backend && $(BIN)/pytest -m browser tests/e2e
 
+## bench: the service against a bare ASGI baseline with wrk, then list latency up to 1M tasks (BENCH_ARGS=...)
+bench: $(VENV)/.bench
+	@command -v wrk >/dev/null || { echo "wrk is not installed: sudo apt-get install wrk (Debian's package)"; exit 1; }
+	cd backend && $(BIN)/python -m bench.run $(BENCH_ARGS)
+
 ## openapi: regenerate backend/openapi.json, the committed API contract
 openapi: $(VENV)/.runtime
 	cd backend && $(BIN)/python -m src.cli openapi > openapi.json
@@ -58,7 +67,7 @@ check-migrations: $(VENV)/.dev
 
 ## lint: ruff, the formatter's check and mypy
 lint: $(VENV)/.dev
-	cd backend && $(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy src alembic tests
+	cd backend && $(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy src alembic tests bench
 
 format: $(VENV)/.dev
 	cd backend && $(BIN)/ruff check --fix . && $(BIN)/ruff format .

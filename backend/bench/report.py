@@ -1,0 +1,187 @@
+"""Benchmark results: the JSON record, the printed table, docs/benchmarks.md and its chart."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+RESULTS_DIR = Path(__file__).parent / "results"
+DOCS_DIR = Path(__file__).parent.parent / "docs"
+CHART = DOCS_DIR / "benchmarks.png"
+TARGET_RPS_RATIO = 0.40
+TARGET_P99_RATIO = 3.0
+TARGET_SCALE_RATIO = 1.3
+TARGET_RSS_MB = 150
+
+
+def machine() -> dict[str, Any]:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    postgres = subprocess.run(["psql", "--version"], capture_output=True, text=True, check=False).stdout.strip()
+    packages = ["fastapi", "starlette", "pydantic", "sqlalchemy", "sqlmodel", "psycopg", "uvicorn", "uvloop", "orjson"]
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "postgresql": postgres,
+        "packages": {name: version(name) for name in packages},
+    }
+
+
+def save(results: dict[str, Any]) -> Path:
+    RESULTS_DIR.mkdir(exist_ok=True)
+    path = RESULTS_DIR / f"{results['date'][:10]}.json"
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    write_markdown(results)
+    return path
+
+
+def _mark(ok: bool) -> str:
+    return "yes" if ok else "**no**"
+
+
+def table(results: dict[str, Any]) -> str:
+    lines = [
+        "| operation | service req/s | baseline req/s | ratio | service p50 / p99 ms "
+        "| baseline p50 / p99 ms | p99 ratio | target met |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for operation, figures in results["operations"].items():
+        service, baseline = figures["service"], figures["baseline"]
+        met = figures["rps_ratio"] >= TARGET_RPS_RATIO and figures["p99_ratio"] <= TARGET_P99_RATIO
+        lines.append(
+            f"| {operation} | {service['rps']:,.0f} | {baseline['rps']:,.0f} | {figures['rps_ratio']:.0%} | "
+            f"{service['p50_us'] / 1000:.2f} / {service['p99_us'] / 1000:.2f} | "
+            f"{baseline['p50_us'] / 1000:.2f} / {baseline['p99_us'] / 1000:.2f} | "
+            f"{figures['p99_ratio']:.2f} | {_mark(met)} |"
+        )
+    rss = results["service_peak_rss_mb"]
+    lines.append(f"\nService peak RSS: {rss:.0f} MB (target at most {TARGET_RSS_MB} MB: {_mark(rss <= TARGET_RSS_MB)})")
+    if results.get("scale"):
+        lines.append("\n" + scale_table(results))
+    return "\n".join(lines)
+
+
+def scale_table(results: dict[str, Any]) -> str:
+    sizes = [str(size) for size in results["settings"]["heavy_sizes"]]
+    header = " | ".join(f"{int(size):,} tasks" for size in sizes)
+    lines = [
+        f"| sort | page | p50 ms at {header} | ratio {int(sizes[-1]):,} / {int(sizes[0]):,} "
+        f"| within {TARGET_SCALE_RATIO}x |",
+        "|---|---|" + "---:|" * len(sizes) + "---:|---|",
+    ]
+    for sort, pages in results["scale"].items():
+        for page, by_size in pages.items():
+            ratio = by_size[sizes[-1]] / by_size[sizes[0]]
+            cells = " | ".join(f"{by_size[size] / 1000:.2f}" for size in sizes)
+            lines.append(f"| `{sort}` | {page} | {cells} | {ratio:.2f} | {_mark(ratio <= TARGET_SCALE_RATIO)} |")
+    return "\n".join(lines)
+
+
+def chart(results: dict[str, Any]) -> None:
+    import matplotlib  # noqa: PLC0415 - only the report needs it
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    operations = list(results["operations"])
+    figure, (throughput, latency) = plt.subplots(1, 2, figsize=(13, 5))
+    positions = range(len(operations))
+    service = [results["operations"][op]["service"]["rps"] for op in operations]
+    baseline = [results["operations"][op]["baseline"]["rps"] for op in operations]
+    throughput.bar([p - 0.2 for p in positions], service, width=0.4, label="service")
+    throughput.bar([p + 0.2 for p in positions], baseline, width=0.4, label="baseline (bare ASGI)")
+    for position, op in zip(positions, operations, strict=True):
+        throughput.annotate(
+            f"{results['operations'][op]['rps_ratio']:.0%}",
+            (position - 0.2, service[position]),
+            ha="center",
+            va="bottom",
+            fontsize=9,
+        )
+    throughput.set_xticks(list(positions), operations)
+    throughput.set_ylabel("requests per second (median)")
+    throughput.set_title("Throughput per operation, 32 connections")
+    throughput.legend()
+    sizes = [int(size) for size in results["settings"]["heavy_sizes"]]
+    for sort, pages in results.get("scale", {}).items():
+        for page, by_size in pages.items():
+            latency.plot(
+                sizes,
+                [by_size[str(size)] / 1000 for size in sizes],
+                marker="o",
+                linestyle="-" if page == "first" else "--",
+                label=f"{sort} {page}",
+            )
+    latency.set_xscale("log")
+    latency.set_xlabel("tasks of the user")
+    latency.set_ylabel("p50 latency of a 50-task page (ms)")
+    latency.set_title("List latency against list size")
+    latency.set_ylim(bottom=0)
+    latency.legend(fontsize=7, ncol=2)
+    figure.tight_layout()
+    figure.savefig(CHART, dpi=110)
+    plt.close(figure)
+
+
+def write_markdown(results: dict[str, Any]) -> None:
+    chart(results)
+    info = results["machine"]
+    packages = ", ".join(f"{name} {ver}" for name, ver in info["packages"].items())
+    settings = results["settings"]
+    (DOCS_DIR / "benchmarks.md").write_text(
+        f"""# Benchmarks
+
+`make bench` measures the service against the fastest honest Python stack doing the same work, and this
+page holds its last full run ({results["date"]}). Raw figures: `backend/bench/results/{results["date"][:10]}.json`.
+
+## How
+
+- **Service**: production settings, one uvicorn worker (`python -m src.cli serve`), PostgreSQL, HS256
+  tokens, JSON access logs, metrics on, the whole request path (auth, validation, ETags, request ids).
+- **Baseline** (`bench/baseline.py`): a bare ASGI callable under uvicorn with uvloop and httptools,
+  psycopg 3's async pool and orjson, running the same SQL for each operation and answering the same
+  JSON; no framework, auth, validation or logging. It is the limit, not a competitor.
+- **Load**: wrk, {settings["connections"]} connections, {settings["wrk_threads"]} threads,
+  {settings["duration_s"]:.0f} s per run, service and baseline alternating (A B A B ...) for
+  {settings["rounds"]} rounds after a warm-up; medians over the rounds. Operations: list a 50-task page,
+  get one task, create, patch (title), toggle completion.
+- **Scale**: one user with {", ".join(f"{size:,}" for size in settings["heavy_sizes"])} tasks; p50 latency
+  (2 connections) of the first page and of a page reached by cursor 90% deep, for every sort.
+- **Machine**: {info["cpu"]}, {info["cores"]} cores, Linux {info["kernel"]}, Python {info["python"]},
+  {info["postgresql"]}; {packages}. Client, service, baseline and PostgreSQL share the machine, so
+  absolute numbers are low and noisy: read the ratios.
+
+Targets: every operation at least {TARGET_RPS_RATIO:.0%} of the baseline's requests/s with p99 at most
+{TARGET_P99_RATIO:.0f}x the baseline's; first and deep pages at the largest size within
+{TARGET_SCALE_RATIO}x of the smallest; peak RSS at most {TARGET_RSS_MB} MB.
+
+## Results
+
+{table(results)}
+
+![Throughput per operation and list latency against list size](benchmarks.png)
+
+## Reproduce
+
+```sh
+sudo apt-get install wrk          # Debian's package
+make bench                        # BENCH_DATABASE_URL defaults to the local server's tasks_bench database
+```
+
+The first run seeds about {sum(settings["heavy_sizes"]) / 1e6:.1f} million tasks with COPY (a minute or
+two); later runs reuse them.
+"""
+    )

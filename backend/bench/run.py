@@ -1,0 +1,350 @@
+"""`make bench`: the service against the bare-ASGI baseline, operation by operation, then list latency
+as one user's task count grows from a thousand to a million.
+
+Both apps run on loopback against the same PostgreSQL database (BENCH_DATABASE_URL), each driven by wrk
+at the same concurrency for the same time, alternating service and baseline runs (A B A B ...) so that
+drift on a noisy machine hits both alike. Figures are medians over the rounds; ratios compare the two
+within this one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+import psycopg
+from alembic import command
+from alembic.config import Config
+
+from bench import report
+from bench.seed import bench_database_url, heavy_user, regular_user, seed, wanted_tasks
+from src.core.config import BACKEND_DIR
+from src.core.database import ALEMBIC_INI
+from src.models.task import TaskSort, TaskStatusFilter
+from src.services.pagination import PagePosition, encode_cursor
+
+JWT_SECRET = "bench-jwt-secret-that-is-long-enough-0123456789"
+CURSOR_SECRET = "bench-cursor-secret-that-is-long-enough-000"
+OPERATIONS = ["list", "get", "create", "patch", "toggle"]
+HEAVY_SIZES = [1_000, 100_000, 1_000_000]
+LUA = (Path(__file__).parent / "wrk" / "operation.lua").read_text()
+SORT_COLUMNS = {
+    "-created_at": ("created_at", "DESC"),
+    "created_at": ("created_at", "ASC"),
+    "-updated_at": ("updated_at", "DESC"),
+    "updated_at": ("updated_at", "ASC"),
+    "title": ("title", "ASC"),
+    "-title": ("title", "DESC"),
+}
+
+
+@dataclass
+class App:
+    name: str
+    process: subprocess.Popen[bytes]
+    base_url: str
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _token(user_id: str) -> str:
+    return jwt.encode({"sub": user_id, "exp": int(time.time()) + 86_400}, JWT_SECRET, algorithm="HS256")
+
+
+def prepare_database(conninfo: str, users: int, tasks_per_user: int, heavy: list[int]) -> None:
+    target = conninfo.rsplit("/", 1)
+    with psycopg.connect(target[0] + "/postgres", autocommit=True) as admin:
+        if not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [target[1]]).fetchone():
+            admin.execute(f'CREATE DATABASE "{target[1]}"')
+    config = Config(str(ALEMBIC_INI))
+    config.attributes["database_url"] = conninfo
+    config.attributes["configure_logger"] = False
+    command.upgrade(config, "head")
+    seed(conninfo, wanted_tasks(users, tasks_per_user, heavy))
+
+
+@contextlib.contextmanager
+def running(name: str, args: list[str], env: dict[str, str], ready_path: str, log: Path) -> Iterator[App]:
+    port = _free_port()
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, *args, "--port", str(port)],
+            cwd=BACKEND_DIR,
+            env={**os.environ, **env},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    app = App(name, process, f"http://127.0.0.1:{port}")
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            with contextlib.suppress(httpx.TransportError):
+                if (
+                    httpx.get(
+                        app.base_url + ready_path, headers={"Authorization": f"Bearer {_token('bench-user-0')}"}
+                    ).status_code
+                    == 200
+                ):
+                    break
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError(f"{name} did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(0.2)
+        yield app
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def _lua(method: str, prefix: str, ids: list[str], suffix: str, body: str | None, token: str) -> str:
+    id_list = ",".join(f'"{task_id}"' for task_id in ids)
+    lua_body = "nil" if body is None else json.dumps(body)
+    return (
+        f'METHOD = "{method}"\nPREFIX = "{prefix}"\nIDS = {{{id_list}}}\nSUFFIX = "{suffix}"\n'
+        f'BODY = {lua_body}\nTOKEN = "{token}"\n' + LUA
+    )
+
+
+def wrk(url: str, script: str, *, seconds: float, connections: int, threads: int) -> dict[str, float]:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as file:
+        file.write(script)
+    output = subprocess.run(
+        [
+            "wrk",
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{max(1, round(seconds))}s",
+            "--timeout",
+            "5s",
+            "-s",
+            file.name,
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    os.unlink(file.name)
+    line = next(line for line in output.splitlines() if line.startswith("BENCH "))
+    figures: dict[str, float] = json.loads(line.removeprefix("BENCH "))
+    figures["rps"] = figures["requests"] / (figures["duration_us"] / 1e6)
+    return figures
+
+
+def operation_scripts(conninfo: str) -> dict[str, tuple[str, str]]:
+    """(path, wrk script) for each operation; each works on its own user's tasks."""
+    users = {operation: regular_user(index) for index, operation in enumerate(OPERATIONS)}
+    with psycopg.connect(conninfo) as connection:
+        ids = {
+            operation: [
+                str(row[0])
+                for row in connection.execute("SELECT id FROM tasks WHERE user_id = %s ORDER BY id LIMIT 100", [user])
+            ]
+            for operation, user in users.items()
+        }
+    scripts = {}
+    for operation, user in users.items():
+        prefix = f"/api/v1/users/{user}/tasks"
+        token = _token(user)
+        scripts[operation] = {
+            "list": (prefix, _lua("GET", prefix, [], "", None, token)),
+            "get": (prefix, _lua("GET", prefix, ids["get"], "", None, token)),
+            "create": (prefix, _lua("POST", prefix, [], "", '{"title": "A benchmark task"}', token)),
+            "patch": (prefix, _lua("PATCH", prefix, ids["patch"], "", '{"title": "Renamed by the benchmark"}', token)),
+            "toggle": (prefix, _lua("PATCH", prefix, ids["toggle"], "/complete", None, token)),
+        }[operation]
+    return scripts
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def compare(
+    service: App, baseline: App, scripts: dict[str, tuple[str, str]], args: argparse.Namespace
+) -> dict[str, Any]:
+    runs: dict[str, dict[str, list[dict[str, float]]]] = {op: {"service": [], "baseline": []} for op in OPERATIONS}
+    for app in (service, baseline):  # warm-up: connections, caches, prepared statements
+        for operation in OPERATIONS:
+            path, script = scripts[operation]
+            wrk(app.base_url + path, script, seconds=2, connections=args.connections, threads=args.threads)
+    for round_number in range(1, args.rounds + 1):
+        for operation in OPERATIONS:
+            path, script = scripts[operation]
+            for app in (service, baseline):
+                figures = wrk(
+                    app.base_url + path,
+                    script,
+                    seconds=args.duration,
+                    connections=args.connections,
+                    threads=args.threads,
+                )
+                runs[operation][app.name].append(figures)
+                print(
+                    f"round {round_number} {operation:>6} {app.name:>8}: {figures['rps']:8.0f} req/s  "
+                    f"p50 {figures['p50_us'] / 1000:6.2f} ms  p99 {figures['p99_us'] / 1000:6.2f} ms"
+                    f"  errors {figures['socket_errors'] + figures['non_2xx']:.0f}",
+                    flush=True,
+                )
+    summary: dict[str, Any] = {}
+    for operation, by_app in runs.items():
+        medians = {
+            name: {key: statistics.median(run[key] for run in app_runs) for key in ("rps", "p50_us", "p99_us")}
+            | {"errors": sum(run["socket_errors"] + run["non_2xx"] for run in app_runs)}
+            for name, app_runs in by_app.items()
+        }
+        summary[operation] = {
+            **medians,
+            "rps_ratio": medians["service"]["rps"] / medians["baseline"]["rps"],
+            "p99_ratio": medians["service"]["p99_us"] / medians["baseline"]["p99_us"],
+        }
+    return {"operations": summary, "runs": runs}
+
+
+def deep_cursor(connection: psycopg.Connection[Any], user_id: str, sort: str, depth: int) -> str:
+    column, direction = SORT_COLUMNS[sort]
+    row = connection.execute(
+        f"SELECT {column}, id FROM tasks WHERE user_id = %s ORDER BY {column} {direction}, id {direction} "
+        "OFFSET %s LIMIT 1",
+        [user_id, depth],
+    ).fetchone()
+    assert row is not None
+    position = PagePosition(sort_key=row[0], task_id=row[1])
+    return encode_cursor(
+        position, key=CURSOR_SECRET.encode(), user_id=user_id, sort=TaskSort(sort), status=TaskStatusFilter.ALL
+    )
+
+
+def scale(service: App, conninfo: str, heavy: list[int], args: argparse.Namespace) -> dict[str, Any]:
+    """p50 latency of the first page and of a page 90% deep, for every sort, as one user's list grows."""
+    results: dict[str, Any] = {}
+    with psycopg.connect(conninfo) as connection:
+        for size in heavy:
+            user = heavy_user(size)
+            prefix = f"/api/v1/users/{user}/tasks"
+            script = _lua("GET", prefix, [], "", None, _token(user))
+            for sort in SORT_COLUMNS:
+                first = f"{service.base_url}{prefix}?sort={sort}"
+                deep = f"{first}&cursor={deep_cursor(connection, user, sort, int(size * 0.9))}"
+                for page, url in (("first", first), ("deep", deep)):
+                    figures = wrk(
+                        url,
+                        script.replace(f'PREFIX = "{prefix}"', f'PREFIX = "{url.removeprefix(service.base_url)}"'),
+                        seconds=args.scale_duration,
+                        connections=2,
+                        threads=1,
+                    )
+                    results.setdefault(sort, {}).setdefault(page, {})[str(size)] = figures["p50_us"]
+                    print(
+                        f"scale {size:>9,} tasks {sort:>12} {page:>5} page: p50 {figures['p50_us'] / 1000:6.2f} ms",
+                        flush=True,
+                    )
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--duration", type=float, default=10, help="seconds per wrk run")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--scale-duration", type=float, default=3)
+    parser.add_argument("--heavy", default=",".join(map(str, HEAVY_SIZES)))
+    parser.add_argument("--skip-scale", action="store_true")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed: `sudo apt-get install wrk` (Debian's package), then run `make bench` again")
+    heavy = [int(size) for size in args.heavy.split(",") if size]
+    conninfo = bench_database_url()
+    url = conninfo.replace("postgresql://", "postgresql+psycopg://")
+    prepare_database(conninfo, users=len(OPERATIONS) + 5, tasks_per_user=100, heavy=heavy)
+    scripts = operation_scripts(conninfo)
+    logs = Path(tempfile.mkdtemp(prefix="tasks-bench-"))
+    service_env = {
+        "ENVIRONMENT": "production",
+        "DATABASE_URL": url,
+        "AUTH_JWT_SECRET": JWT_SECRET,
+        "CURSOR_SECRET": CURSOR_SECRET,
+        "WEB_CONCURRENCY": "1",
+        "LOG_FORMAT": "json",
+        "LOG_LEVEL": "INFO",
+        "DB_POOL_SIZE": "10",
+        "DB_MAX_OVERFLOW": "0",
+    }
+    baseline_env = {"BENCH_DATABASE_URL": conninfo, "CURSOR_SECRET": CURSOR_SECRET}
+    list_path = "/api/v1/users/bench-user-0/tasks"
+    with (
+        running(
+            "service", ["-m", "src.cli", "serve", "--host", "127.0.0.1"], service_env, list_path, logs / "service.log"
+        ) as service,
+        running(
+            "baseline",
+            [
+                "-m",
+                "uvicorn",
+                "bench.baseline:app",
+                "--host",
+                "127.0.0.1",
+                "--loop",
+                "uvloop",
+                "--http",
+                "httptools",
+                "--no-access-log",
+                "--log-level",
+                "warning",
+            ],
+            baseline_env,
+            list_path,
+            logs / "baseline.log",
+        ) as baseline,
+    ):
+        comparison = compare(service, baseline, scripts, args)
+        comparison["service_peak_rss_mb"] = peak_rss_mb(service.process.pid)
+        comparison["scale"] = {} if args.skip_scale else scale(service, conninfo, heavy, args)
+    results = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": report.machine(),
+        "settings": {
+            "duration_s": args.duration,
+            "rounds": args.rounds,
+            "connections": args.connections,
+            "wrk_threads": args.threads,
+            "heavy_sizes": heavy,
+        },
+        **comparison,
+    }
+    path = report.save(results)
+    print()
+    print(report.table(results))
+    print(f"\nresults: {path}\nservice log: {logs / 'service.log'}")
+
+
+if __name__ == "__main__":
+    main()
