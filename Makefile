@@ -66,7 +66,7 @@ check-migrations: $(VENV)/.dev
 	cd backend && $(BIN)/alembic upgrade head && $(BIN)/alembic check
 
 ## lint: ruff, the formatter's check and mypy
-lint: $(VENV)/.dev
+lint: $(VENV)/.dev $(VENV)/.bench
 	cd backend && $(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy src alembic tests bench
 
 format: $(VENV)/.dev
