@@ -20,7 +20,8 @@ from src.api.middleware import (
     DocsContentSecurityPolicy,
     RequestContextMiddleware,
 )
-from src.api.problems import install_problem_handlers, serve_problems_as_problem_json
+from src.api.openapi import finish_openapi
+from src.api.problems import install_problem_handlers
 from src.api.route_index import RouteIndex
 from src.api.v1 import tasks
 from src.core.config import Settings, load_settings
@@ -88,7 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = serve_problems_as_problem_json(FastAPI.openapi(app))
+            app.openapi_schema = finish_openapi(FastAPI.openapi(app), secured_prefix=USERS_PREFIX)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -25,6 +25,7 @@ from sqlalchemy import Engine, create_engine, text
 from src.core.config import Settings
 from src.core.database import ALEMBIC_INI
 from src.main import create_app
+from src.models.task import TaskPublic
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 JWT_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
@@ -159,6 +160,7 @@ def create_task(client: TestClient) -> Callable[..., dict[str, Any]]:
         response = client.post(user.tasks_url, json=body, headers=user.headers)
         assert response.status_code == 201, response.text
         task: dict[str, Any] = response.json()
+        TaskPublic.model_validate(task)  # the documented schema, though the body is rendered without it
         return task
 
     return _create_task

@@ -1,4 +1,7 @@
-"""Dependencies shared by the routes: the database session, the settings and the authenticated owner."""
+"""Dependencies shared by the routes: the database session, the settings, a JSON body.
+
+All are `async def`: FastAPI runs a plain `def` dependency in its thread pool, a hop per request.
+(Authentication is AuthenticationMiddleware's, before the body is read.)"""
 
 from __future__ import annotations
 
@@ -6,18 +9,10 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from src.core.config import Settings
 from src.core.database import open_session
-from src.core.errors import PermissionDeniedError
-
-bearer_scheme = HTTPBearer(
-    auto_error=False,
-    bearerFormat="JWT",
-    description="A JWT whose `sub` is the user id in the path (`make token USER=alice` prints one locally).",
-)
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -25,22 +20,12 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-async def require_path_owner(
-    request: Request,
-    _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
-) -> None:
-    """Declares the bearer scheme in OpenAPI, and re-checks what AuthenticationMiddleware established:
-    the verified token's subject owns the `{user_id}` collection in the path."""
-    if getattr(request.state, "user_id", None) != request.path_params.get("user_id"):
-        raise PermissionDeniedError("the token does not grant access to this user's tasks")
-
-
-def require_json_body(request: Request) -> None:
+async def require_json_body(request: Request) -> None:
     """A body route accepts `application/json` (or a `+json` type) only: anything else is a 415."""
     media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media_type != "application/json" and not (

@@ -314,17 +314,3 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
             ]
         entries[status] = {"model": Problem, "description": when, "content": {"application/json": {"example": example}}}
     return entries
-
-
-def serve_problems_as_problem_json(openapi_schema: dict[str, Any]) -> dict[str, Any]:
-    """FastAPI documents every `model` as application/json; error bodies are application/problem+json.
-    Each route's one-sentence docstring becomes its summary."""
-    for path_item in openapi_schema.get("paths", {}).values():
-        for operation in path_item.values():
-            if description := operation.get("description"):
-                operation["summary"] = description.split("\n", 1)[0]
-            for status, response in operation.get("responses", {}).items():
-                content = response.get("content", {})
-                if status[0] in "45" and "application/json" in content:
-                    content[PROBLEM_MEDIA_TYPE] = content.pop("application/json")
-    return openapi_schema

@@ -6,7 +6,7 @@ import unicodedata
 import uuid
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, TypedDict
 
 from pydantic import AfterValidator, ConfigDict, StrictBool, StringConstraints
 from pydantic_core import PydanticCustomError
@@ -169,6 +169,26 @@ class TaskPage(SQLModel):
 
     items: list[TaskPublic]
     next_cursor: str | None = Field(description="Pass as `cursor` to get the next page; null on the last page.")
+
+
+class TaskRecord(TypedDict):
+    """A task as the service hands it to the API: the fields of TaskPublic, in its order, unvalidated
+    (they come from the database), so a page goes to JSON bytes without a model per row."""
+
+    title: str
+    description: str | None
+    completed: bool
+    id: uuid.UUID | str
+    user_id: str
+    completed_at: datetime | str | None
+    created_at: datetime | str
+    updated_at: datetime | str
+    version: int
+
+
+class TaskPageRecord(TypedDict):
+    items: list[TaskRecord]
+    next_cursor: str | None
 
 
 class TaskStatusFilter(StrEnum):

