@@ -7,11 +7,13 @@ default) so a request never waits for a thread-pool hop while the database answe
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from sqlalchemy import event, inspect, text
+from sqlalchemy import Executable, event, inspect, text
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -67,6 +69,57 @@ def _create_sqlite_engine(settings: Settings) -> AsyncEngine:
         cursor.close()
 
     return engine
+
+
+_DRIVER_SQL: dict[Executable, tuple[str, dict[str, Any]] | None] = {}
+
+
+def _driver_sql(statement: Executable, dialect: Dialect) -> tuple[str, dict[str, Any]] | None:
+    """The statement as the driver's SQL and its default parameters, compiled once per statement;
+    None where SQLAlchemy's full execution is needed (SQLite's type conversions, expanding IN lists)."""
+    if statement not in _DRIVER_SQL:
+        compiled = None
+        if dialect.name == "postgresql":
+            candidate = statement.compile(dialect=dialect)  # type: ignore[attr-defined]
+            if not candidate.post_compile_params:
+                compiled = (candidate.string, dict(candidate.params))
+        _DRIVER_SQL[statement] = compiled
+    return _DRIVER_SQL[statement]
+
+
+def _in_utc(row: dict[str, Any]) -> dict[str, Any]:
+    for name, value in row.items():
+        if isinstance(value, datetime) and value.utcoffset():
+            row[name] = value.astimezone(UTC)
+    return row
+
+
+async def fetch(session: AsyncSession, statement: Executable, params: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rows of a statement built once with bound parameters, as dicts in column order.
+
+    On PostgreSQL the statement is compiled once and sent as driver SQL on the session's connection,
+    skipping SQLAlchemy's per-call compile-cache lookup and result processing (psycopg already gives
+    the Python types); the statement events, the pool and the session's transaction are the same."""
+    connection = await session.connection()
+    compiled = _driver_sql(statement, connection.dialect)
+    if compiled is None:
+        result = await session.execute(statement, params)
+        return [dict(row) for row in result.mappings()]
+    sql, defaults = compiled
+    result = await connection.exec_driver_sql(sql, {**defaults, **params})
+    return [_in_utc(dict(row)) for row in result.mappings()]
+
+
+async def execute(session: AsyncSession, statement: Executable, params: dict[str, Any]) -> int:
+    """Runs a statement that returns no rows (built once, like `fetch`'s); gives the rows it touched."""
+    connection = await session.connection()
+    compiled = _driver_sql(statement, connection.dialect)
+    if compiled is None:
+        result = await session.execute(statement, params)
+    else:
+        sql, defaults = compiled
+        result = await connection.exec_driver_sql(sql, {**defaults, **params})
+    return result.rowcount  # type: ignore[attr-defined,no-any-return]
 
 
 async def begin_transaction(session: AsyncSession) -> None:

@@ -2,27 +2,32 @@
 
 Each statement carries the owner's `user_id` in its WHERE clause (or its VALUES, for an insert), so a
 task outside the caller's collection is simply not found. Writes are single statements that return
-the new row, and each function commits before it returns: a response is only sent for stored data.
+the new row, committed before the function returns: a response is only sent for stored data.
+
+Statements are built once, with bound parameters, so the database layer can compile each one once
+(see `src.core.database.fetch`); a request only binds its values.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
-    Row,
+    Delete,
+    Select,
     Table,
+    Update,
+    bindparam,
     case,
     delete,
     func,
     insert,
-    literal,
     not_,
     select,
     tuple_,
@@ -32,7 +37,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from uuid_utils.compat import uuid7
 
-from src.core.database import begin_transaction
+from src.core.database import begin_transaction, execute, fetch
 from src.core.errors import NotFoundError, PreconditionFailedError
 from src.core.metrics import TASK_OPERATIONS
 from src.models.task import (
@@ -75,23 +80,74 @@ class TaskVersionMismatch(PreconditionFailedError):
         super().__init__("the task has changed since the version you sent in If-Match: get it again, then retry")
 
 
+_USER_ID = bindparam("owner_id", type_=tasks.c.user_id.type)
+_TASK_ID = bindparam("task_id", type_=tasks.c.id.type)
+_NOW = bindparam("now", type_=tasks.c.updated_at.type)
+_OWNED: ColumnElement[bool] = (tasks.c.user_id == _USER_ID) & (tasks.c.id == _TASK_ID)
+_AT_VERSION: ColumnElement[bool] = tasks.c.version.in_(bindparam("versions", expanding=True))
+
+_GET = select(tasks).where(_OWNED)
+_VERSION_OF = select(tasks.c.version).where(_OWNED)
+# In INSERT and UPDATE statements a bound parameter may not share a column's name: hence `new_<column>`.
+_INSERT = insert(tasks).values({column.name: bindparam(f"new_{column.name}", type_=column.type) for column in tasks.c})
+
+
+@cache
+def _list_statement(sort: TaskSort, status: TaskStatusFilter, after_cursor: bool) -> Select[Any]:
+    column_name, descending = _SORT_COLUMNS[sort]
+    sort_column = tasks.c[column_name]
+    statement = select(tasks).where(tasks.c.user_id == _USER_ID)
+    if status is not TaskStatusFilter.ALL:
+        statement = statement.where(tasks.c.completed == bindparam("completed", type_=tasks.c.completed.type))
+    if after_cursor:
+        position = tuple_(sort_column, tasks.c.id)
+        boundary = tuple_(bindparam("after_key", type_=sort_column.type), bindparam("after_id", type_=tasks.c.id.type))
+        statement = statement.where(position < boundary if descending else position > boundary)
+    order = (sort_column.desc(), tasks.c.id.desc()) if descending else (sort_column.asc(), tasks.c.id.asc())
+    return statement.order_by(*order).limit(bindparam("limit"))
+
+
+@cache
+def _update_statement(fields: frozenset[str], completed: bool | None, conditional: bool) -> Update:
+    """UPDATE ... SET the given fields, `updated_at` and `version + 1` ... RETURNING the task."""
+    values: dict[str, Any] = {name: bindparam(f"new_{name}", type_=tasks.c[name].type) for name in fields}
+    if completed is not None:
+        # completed_at keeps its first value while the task stays completed, and clears when it reopens.
+        values["completed"] = completed
+        values["completed_at"] = func.coalesce(tasks.c.completed_at, _NOW) if completed else None
+    return _changing(values, conditional)
+
+
+@cache
+def _toggle_statement(conditional: bool) -> Update:
+    """Flips `completed` in the database, so concurrent toggles each apply and none is lost."""
+    return _changing(
+        {"completed": not_(tasks.c.completed), "completed_at": case((tasks.c.completed, None), else_=_NOW)},
+        conditional,
+    )
+
+
+def _changing(values: dict[str, Any], conditional: bool) -> Update:
+    condition = _OWNED & _AT_VERSION if conditional else _OWNED
+    return (
+        update(tasks)
+        .where(condition)
+        .values(**values, updated_at=_NOW, version=tasks.c.version + 1)
+        .returning(*tasks.c)
+    )
+
+
+@cache
+def _delete_statement(conditional: bool) -> Delete:
+    return delete(tasks).where(_OWNED & _AT_VERSION if conditional else _OWNED)
+
+
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _owned(user_id: str, task_id: uuid.UUID) -> ColumnElement[bool]:
-    return (tasks.c.user_id == user_id) & (tasks.c.id == task_id)
-
-
-def _owned_at_version(user_id: str, task_id: uuid.UUID, expected_versions: Versions) -> ColumnElement[bool]:
-    condition = _owned(user_id, task_id)
-    if expected_versions is not None:
-        condition = condition & tasks.c.version.in_(expected_versions)
-    return condition
-
-
-def _record(row: Row[Any]) -> TaskRecord:
-    return cast(TaskRecord, row._asdict())
+def _precondition(expected_versions: Versions) -> dict[str, Any]:
+    return {} if expected_versions is None else {"versions": sorted(expected_versions)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,15 +221,15 @@ async def _insert_task(*, session: AsyncSession, user_id: str, data: TaskCreate)
         updated_at=now,
         version=1,
     )
-    await session.execute(insert(tasks).values(dict(task)))
+    await execute(session, _INSERT, {f"new_{name}": value for name, value in task.items()})
     return task
 
 
 async def get_task(*, session: AsyncSession, user_id: str, task_id: uuid.UUID) -> TaskRecord:
-    row = (await session.execute(select(tasks).where(_owned(user_id, task_id)))).one_or_none()
-    if row is None:
+    rows = await fetch(session, _GET, {"owner_id": user_id, "task_id": task_id})
+    if not rows:
         raise TaskNotFound()
-    return _record(row)
+    return cast(TaskRecord, rows[0])
 
 
 async def list_tasks(
@@ -188,37 +244,21 @@ async def list_tasks(
 ) -> TaskPageRecord:
     """One page in `sort` order, found by keyset (no OFFSET, no COUNT): one more row than asked says
     whether another page follows."""
-    column_name, descending = _SORT_COLUMNS[sort]
-    sort_column = tasks.c[column_name]
-    statement = select(tasks).where(tasks.c.user_id == user_id)
+    params: dict[str, Any] = {"owner_id": user_id, "limit": limit + 1}
     if status is not TaskStatusFilter.ALL:
-        statement = statement.where(tasks.c.completed == (status is TaskStatusFilter.COMPLETED))
+        params["completed"] = status is TaskStatusFilter.COMPLETED
     if cursor is not None:
         after = decode_cursor(cursor, key=cursor_key, user_id=user_id, sort=sort, status=status)
-        position = tuple_(sort_column, tasks.c.id)
-        boundary = tuple_(
-            literal(after.sort_key, sort_column.type),
-            literal(after.task_id, tasks.c.id.type),
-        )
-        statement = statement.where(position < boundary if descending else position > boundary)
-    if descending:
-        statement = statement.order_by(sort_column.desc(), tasks.c.id.desc())
-    else:
-        statement = statement.order_by(sort_column.asc(), tasks.c.id.asc())
-    rows: Sequence[Row[Any]] = (await session.execute(statement.limit(limit + 1))).all()
-    items = [_record(row) for row in rows[:limit]]
+        params.update(after_key=after.sort_key, after_id=after.task_id)
+    rows = await fetch(session, _list_statement(sort, status, cursor is not None), params)
+    items = cast(list[TaskRecord], rows[:limit])
     next_cursor = None
     if len(rows) > limit:
-        last = rows[limit - 1]
-        position_of_last = PagePosition(sort_key=getattr(last, column_name), task_id=last.id)
-        next_cursor = encode_cursor(position_of_last, key=cursor_key, user_id=user_id, sort=sort, status=status)
+        last = items[-1]
+        column_name, _descending = _SORT_COLUMNS[sort]
+        position = PagePosition(sort_key=last[column_name], task_id=last["id"])  # type: ignore[literal-required,arg-type]
+        next_cursor = encode_cursor(position, key=cursor_key, user_id=user_id, sort=sort, status=status)
     return TaskPageRecord(items=items, next_cursor=next_cursor)
-
-
-def _completion_values(completed: bool, now: datetime) -> dict[str, Any]:
-    # completed_at keeps its first value while the task stays completed, and clears when it reopens.
-    completed_at = func.coalesce(tasks.c.completed_at, now) if completed else None
-    return {"completed": completed, "completed_at": completed_at}
 
 
 async def replace_task(
@@ -229,15 +269,9 @@ async def replace_task(
     data: TaskReplace,
     expected_versions: Versions = None,
 ) -> TaskRecord:
-    now = _utcnow()
-    changes = {
-        "title": data.title,
-        "description": data.description,
-        **_completion_values(data.completed, now),
-    }
-    task = await _apply_update(
-        session=session, user_id=user_id, task_id=task_id, changes=changes, now=now, expected_versions=expected_versions
-    )
+    statement = _update_statement(frozenset({"title", "description"}), data.completed, expected_versions is not None)
+    values = {"new_title": data.title, "new_description": data.description}
+    task = await _apply_update(session, statement, user_id, task_id, values, expected_versions)
     TASK_OPERATIONS.labels("replace").inc()
     logger.info("task replaced", extra={"user_id": user_id, "task_id": str(task_id)})
     return task
@@ -257,52 +291,31 @@ async def patch_task(
         if expected_versions is not None and task["version"] not in expected_versions:
             raise TaskVersionMismatch()
         return task
-    now = _utcnow()
-    changes = {name: value for name, value in fields.items() if name != "completed"}
-    if "completed" in fields:
-        changes.update(_completion_values(fields["completed"], now))
-    task = await _apply_update(
-        session=session, user_id=user_id, task_id=task_id, changes=changes, now=now, expected_versions=expected_versions
-    )
+    completed = fields.pop("completed", None)
+    statement = _update_statement(frozenset(fields), completed, expected_versions is not None)
+    values = {f"new_{name}": value for name, value in fields.items()}
+    task = await _apply_update(session, statement, user_id, task_id, values, expected_versions)
     TASK_OPERATIONS.labels("update").inc()
-    logger.info(
-        "task updated",
-        extra={"user_id": user_id, "task_id": str(task_id), "fields": sorted(fields)},
-    )
+    changed = sorted([*fields, *(["completed"] if completed is not None else [])])
+    logger.info("task updated", extra={"user_id": user_id, "task_id": str(task_id), "fields": changed})
     return task
 
 
 async def toggle_completion(
     *, session: AsyncSession, user_id: str, task_id: uuid.UUID, expected_versions: Versions = None
 ) -> TaskRecord:
-    """Flip `completed` in one statement, so concurrent toggles each apply and none is lost."""
-    now = _utcnow()
-    changes = {
-        "completed": not_(tasks.c.completed),
-        "completed_at": case((tasks.c.completed, None), else_=now),
-    }
-    task = await _apply_update(
-        session=session, user_id=user_id, task_id=task_id, changes=changes, now=now, expected_versions=expected_versions
-    )
+    statement = _toggle_statement(expected_versions is not None)
+    task = await _apply_update(session, statement, user_id, task_id, {}, expected_versions)
     TASK_OPERATIONS.labels("toggle").inc()
-    logger.info(
-        "task toggled",
-        extra={
-            "user_id": user_id,
-            "task_id": str(task_id),
-            "completed": task["completed"],
-        },
-    )
+    logger.info("task toggled", extra={"user_id": user_id, "task_id": str(task_id), "completed": task["completed"]})
     return task
 
 
 async def delete_task(
     *, session: AsyncSession, user_id: str, task_id: uuid.UUID, expected_versions: Versions = None
 ) -> None:
-    statement = delete(tasks).where(_owned_at_version(user_id, task_id, expected_versions))
-    result = await session.execute(statement)
-    if result.rowcount == 0:  # type: ignore[attr-defined]
-        await session.rollback()
+    params = {"owner_id": user_id, "task_id": task_id, **_precondition(expected_versions)}
+    if await execute(session, _delete_statement(expected_versions is not None), params) == 0:
         raise await _why_unchanged(session=session, user_id=user_id, task_id=task_id)
     await session.commit()
     TASK_OPERATIONS.labels("delete").inc()
@@ -310,30 +323,23 @@ async def delete_task(
 
 
 async def _apply_update(
-    *,
     session: AsyncSession,
+    statement: Update,
     user_id: str,
     task_id: uuid.UUID,
-    changes: dict[str, Any],
-    now: datetime,
+    values: dict[str, Any],
     expected_versions: Versions,
 ) -> TaskRecord:
     """One UPDATE ... RETURNING: the owner check, the version precondition and the write are atomic."""
-    statement = (
-        update(tasks)
-        .where(_owned_at_version(user_id, task_id, expected_versions))
-        .values(**changes, updated_at=now, version=tasks.c.version + 1)
-        .returning(*tasks.c)
-    )
-    row = (await session.execute(statement)).one_or_none()
-    if row is None:
-        await session.rollback()
+    params = {**values, "owner_id": user_id, "task_id": task_id, "now": _utcnow(), **_precondition(expected_versions)}
+    rows = await fetch(session, statement, params)
+    if not rows:
         raise await _why_unchanged(session=session, user_id=user_id, task_id=task_id)
     await session.commit()
-    return _record(row)
+    return cast(TaskRecord, rows[0])
 
 
 async def _why_unchanged(*, session: AsyncSession, user_id: str, task_id: uuid.UUID) -> Exception:
     """After a conditional write matched no row: the task is gone (404) or at another version (412)."""
-    exists = (await session.execute(select(tasks.c.version).where(_owned(user_id, task_id)))).first()
-    return TaskNotFound() if exists is None else TaskVersionMismatch()
+    exists = await fetch(session, _VERSION_OF, {"owner_id": user_id, "task_id": task_id})
+    return TaskNotFound() if not exists else TaskVersionMismatch()
