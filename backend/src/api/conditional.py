@@ -21,7 +21,7 @@ IfMatch = Annotated[
     Header(
         alias="If-Match",
         description="Apply the change only if the task's ETag is one of these (or `*`); else 412.",
-        examples=['"3"'],
+        openapi_examples={"current version": {"value": '"3"'}},
     ),
 ]
 IfNoneMatch = Annotated[

@@ -16,12 +16,15 @@ BEARER_SCHEME = {
 
 def finish_openapi(document: dict[str, Any], *, secured_prefix: str) -> dict[str, Any]:
     """- error responses are application/problem+json (FastAPI documents every `model` as application/json);
+    - an optional parameter is left out, never null, and its description is not repeated in its schema;
     - each route's one-sentence docstring becomes its summary;
     - every operation under `secured_prefix` requires the bearer token, which AuthenticationMiddleware
       enforces for exactly those paths."""
     document.setdefault("components", {}).setdefault("securitySchemes", {})["HTTPBearer"] = BEARER_SCHEME
     for path, path_item in document.get("paths", {}).items():
         for operation in path_item.values():
+            for parameter in operation.get("parameters", []):
+                parameter["schema"] = _parameter_schema(parameter)
             if description := operation.get("description"):
                 operation["summary"] = description.split("\n", 1)[0]
             if path.startswith(secured_prefix):
@@ -31,3 +34,19 @@ def finish_openapi(document: dict[str, Any], *, secured_prefix: str) -> dict[str
                 if status[0] in "45" and "application/json" in content:
                     content[PROBLEM_MEDIA_TYPE] = content.pop("application/json")
     return document
+
+
+_NULL = {"type": "null"}
+
+
+def _parameter_schema(parameter: dict[str, Any]) -> dict[str, Any]:
+    """FastAPI documents an optional `str | None` parameter as `anyOf: [string, null]`, but a header or
+    query value is text on the wire: a client sends a string or leaves the parameter out. The generated
+    title and the copy of the parameter's description are dropped, so a standard header such as
+    If-Match is a plain string whose syntax its name defines."""
+    schema = {key: value for key, value in parameter.get("schema", {}).items() if key not in ("title", "description")}
+    variants = schema.get("anyOf", [])
+    if not parameter.get("required") and _NULL in variants and len(variants) == 2:
+        (value,) = (variant for variant in variants if variant != _NULL)
+        schema = {**{key: item for key, item in schema.items() if key != "anyOf"}, **value}
+    return schema

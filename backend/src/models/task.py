@@ -8,7 +8,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, TypedDict
 
-from pydantic import AfterValidator, ConfigDict, StrictBool, StringConstraints
+from pydantic import AfterValidator, ConfigDict, StrictBool, StringConstraints, WithJsonSchema
 from pydantic_core import PydanticCustomError
 from sqlalchemy import CheckConstraint, Index, Uuid
 from sqlmodel import Field, SQLModel
@@ -39,15 +39,28 @@ def _clean_description(value: str) -> str:
     return _reject_unstorable(value, allowed=DESCRIPTION_ALLOWED_CONTROLS, what="description")
 
 
+# The JSON schemas say exactly what the validators accept, so a client (or a fuzzer) can tell a value that
+# gets a 422 from one that does not: a title is trimmed of Unicode White_Space (as pydantic trims), and no
+# stored text holds controls, line or paragraph separators. Lone surrogates, refused too, have no form in
+# a JSON Schema pattern.
+_TRIMMED = r"\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+_CONTROLS = r"\x00-\x1f\x7f-\x9f\u2028\u2029"
+_TITLE_END = rf"[^{_TRIMMED}{_CONTROLS}]"
+TITLE_PATTERN = rf"^[{_TRIMMED}]*{_TITLE_END}(?:[^{_CONTROLS}]{{0,{TITLE_MAX_LENGTH - 2}}}{_TITLE_END})?[{_TRIMMED}]*$"
+DESCRIPTION_PATTERN = r"^[^\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]*$"
+
 Title = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=TITLE_MAX_LENGTH),
     AfterValidator(_clean_title),
+    # 1 to 200 characters once trimmed, so the pattern bounds the length rather than minLength/maxLength.
+    WithJsonSchema({"type": "string", "pattern": TITLE_PATTERN}),
 ]
 Description = Annotated[
     str,
     StringConstraints(max_length=DESCRIPTION_MAX_LENGTH),
     AfterValidator(_clean_description),
+    WithJsonSchema({"type": "string", "maxLength": DESCRIPTION_MAX_LENGTH, "pattern": DESCRIPTION_PATTERN}),
 ]
 
 TASK_EXAMPLE: dict[str, Any] = {

@@ -51,6 +51,8 @@ IdempotencyKey = Annotated[
         description="1 to 255 visible ASCII characters, unique per intended create: a retry with the same key "
         "and body replays the first 201 instead of creating another task.",
         examples=["5b3c1a9e-0c7f-4a36-9a57-2f1d8e6b4c21"],
+        # Documented only: checked_idempotency_key answers a bad key with 400, not FastAPI's 422.
+        json_schema_extra={"minLength": 1, "maxLength": IDEMPOTENCY_KEY_MAX_LENGTH, "pattern": "^[!-~]+$"},
     ),
 ]
 JSON_BODY = Depends(require_json_body)
@@ -124,6 +126,7 @@ async def list_tasks(
     cursor: Annotated[
         str | None,
         Query(
+            min_length=1,
             max_length=1024,
             description="The `next_cursor` of the previous page, unchanged.",
         ),
