@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import time
+from collections import OrderedDict
 from typing import Any
 
 import httpx
@@ -24,6 +25,7 @@ from src.core.errors import AuthenticationError, ServiceUnavailableError
 logger = logging.getLogger(__name__)
 
 MAX_TOKEN_LENGTH = 8192
+VERIFIED_TOKENS_CAPACITY = 10_000
 # Without any keys every request fails, so a failed first fetch is retried sooner than a refresh.
 _RETRY_WITHOUT_KEYS_SECONDS = 5.0
 HS256 = "HS256"
@@ -92,6 +94,33 @@ class JwksCache:
         return json.loads(b"".join(chunks))
 
 
+class VerifiedTokens:
+    """The tokens verified lately, each with its subject and expiry: a front end sends the same token on
+    every request until it expires, so its signature is checked once, not per request. Bounded (least
+    recently used first out) and honouring `exp`: an entry is only used while the token is still valid."""
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._entries: OrderedDict[str, tuple[str, float]] = OrderedDict()
+
+    def subject_of(self, token: str, now: float) -> str | None:
+        entry = self._entries.get(token)
+        if entry is None:
+            return None
+        subject, valid_until = entry
+        if now >= valid_until:
+            del self._entries[token]
+            return None
+        self._entries.move_to_end(token)
+        return subject
+
+    def remember(self, token: str, subject: str, valid_until: float) -> None:
+        self._entries[token] = (subject, valid_until)
+        self._entries.move_to_end(token)
+        if len(self._entries) > self._capacity:
+            self._entries.popitem(last=False)
+
+
 class TokenVerifier:
     """Turns a bearer token into the verified subject (the user id), or raises AuthenticationError."""
 
@@ -110,8 +139,12 @@ class TokenVerifier:
             "require": required,
             "verify_aud": self._audience is not None,
         }
+        self._verified = VerifiedTokens(VERIFIED_TOKENS_CAPACITY)
 
     async def verify(self, token: str) -> str:
+        now = time.time()
+        if (subject := self._verified.subject_of(token, now)) is not None:
+            return subject
         if len(token) > MAX_TOKEN_LENGTH:
             raise AuthenticationError("token is too long")
         try:
@@ -134,6 +167,7 @@ class TokenVerifier:
         subject = claims.get("sub")
         if not isinstance(subject, str) or not subject:
             raise AuthenticationError("token has no subject")
+        self._verified.remember(token, subject, valid_until=float(claims["exp"]) + self._leeway)
         return subject
 
     async def _key_for(self, algorithm: object, kid: object) -> Any:

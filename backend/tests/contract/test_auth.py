@@ -345,3 +345,14 @@ def test_missing_token_challenge_has_no_error_code(client: TestClient, alice: Us
     assert client.get(alice.tasks_url).headers["www-authenticate"] == "Bearer"
     bad = client.get(alice.tasks_url, headers={"Authorization": "Bearer x.y.z"})
     assert bad.headers["www-authenticate"] == 'Bearer error="invalid_token"'
+
+
+def test_a_token_is_refused_once_expired_even_after_it_was_accepted(
+    database_url: str, user_tasks_status: Callable[..., int], alice: User
+) -> None:
+    with _client_with(database_url, auth_leeway_seconds=0) as client:
+        token = make_token(alice.id, lifetime=timedelta(seconds=1.5))
+        assert user_tasks_status(token, client) == 200
+        assert user_tasks_status(token, client) == 200
+        time.sleep(1.6)
+        assert user_tasks_status(token, client) == 401
