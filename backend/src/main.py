@@ -25,7 +25,7 @@ from src.api.problems import install_problem_handlers
 from src.api.route_index import RouteIndex
 from src.api.v1 import tasks
 from src.core.config import Settings, load_settings
-from src.core.database import create_engine, create_sessionmaker, head_revision
+from src.core.database import Sessions, create_engine, head_revision
 from src.core.logging import configure_logging
 from src.core.metrics import watch_pool
 from src.core.security import JwksCache, TokenVerifier
@@ -61,11 +61,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if settings.metrics_enabled:
                 watch_pool(engine)
             app.state.engine = engine
-            app.state.sessionmaker = create_sessionmaker(engine)
+            app.state.sessions = Sessions(engine, capacity=settings.db_pool_size + settings.db_max_overflow)
             app.state.token_verifier = TokenVerifier(settings, jwks)
             app.state.schema_head = head_revision()
             purge = asyncio.create_task(
-                purge_periodically(app.state.sessionmaker, interval_seconds=settings.idempotency_purge_interval_seconds)
+                purge_periodically(app.state.sessions, interval_seconds=settings.idempotency_purge_interval_seconds)
             )
             stack.callback(purge.cancel)
             logger.info("service started", extra={"environment": settings.environment.value})

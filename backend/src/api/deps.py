@@ -12,11 +12,12 @@ from fastapi import Depends, HTTPException, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from src.core.config import Settings
-from src.core.database import open_session
+from src.core.database import Sessions
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    async for session in open_session(request.app.state.sessionmaker):
+    sessions: Sessions = request.app.state.sessions
+    async with sessions.open() as session:
         yield session
 
 

@@ -6,7 +6,9 @@ default) so a request never waits for a thread-pool hop while the database answe
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -87,11 +89,17 @@ def _driver_sql(statement: Executable, dialect: Dialect) -> tuple[str, dict[str,
     return _DRIVER_SQL[statement]
 
 
-def _in_utc(row: dict[str, Any]) -> dict[str, Any]:
-    for name, value in row.items():
-        if isinstance(value, datetime) and value.utcoffset():
-            row[name] = value.astimezone(UTC)
-    return row
+def _as_dicts(result: Any) -> list[dict[str, Any]]:
+    keys = list(result.keys())
+    rows = [dict(zip(keys, row, strict=True)) for row in result]
+    # psycopg gives times in the session's time zone; the API speaks UTC. One connection has one zone,
+    # so the first row tells whether any conversion is needed at all.
+    if rows and any(isinstance(value, datetime) and value.utcoffset() for value in rows[0].values()):
+        for row in rows:
+            for name, value in row.items():
+                if isinstance(value, datetime):
+                    row[name] = value.astimezone(UTC)
+    return rows
 
 
 async def fetch(session: AsyncSession, statement: Executable, params: dict[str, Any]) -> list[dict[str, Any]]:
@@ -106,8 +114,7 @@ async def fetch(session: AsyncSession, statement: Executable, params: dict[str, 
         result = await session.execute(statement, params)
         return [dict(row) for row in result.mappings()]
     sql, defaults = compiled
-    result = await connection.exec_driver_sql(sql, {**defaults, **params})
-    return [_in_utc(dict(row)) for row in result.mappings()]
+    return _as_dicts(await connection.exec_driver_sql(sql, {**defaults, **params}))
 
 
 async def execute(session: AsyncSession, statement: Executable, params: dict[str, Any]) -> int:
@@ -138,12 +145,20 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
-async def open_session(
-    sessionmaker: async_sessionmaker[AsyncSession],
-) -> AsyncIterator[AsyncSession]:
-    """One session per request; the service commits, and anything left open is rolled back here."""
-    async with sessionmaker() as session:
-        yield session
+class Sessions:
+    """Opens one session per request. At most as many sessions as the pool has connections are open at
+    once, and requests past that wait in arrival order: SQLAlchemy's pool lets a newcomer take a freed
+    connection ahead of requests already waiting, which under load left some waiting for seconds."""
+
+    def __init__(self, engine: AsyncEngine, capacity: int) -> None:
+        self._sessionmaker = create_sessionmaker(engine)
+        self._slots = asyncio.Semaphore(capacity)
+
+    @asynccontextmanager
+    async def open(self) -> AsyncIterator[AsyncSession]:
+        """The service commits; anything left open is rolled back when the session closes."""
+        async with self._slots, self._sessionmaker() as session:
+            yield session
 
 
 def head_revision() -> str:

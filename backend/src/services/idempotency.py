@@ -16,8 +16,9 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 from sqlalchemy import Table, delete, func, insert, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from src.core.database import Sessions
 from src.core.errors import ConflictError, InvalidInputError
 from src.models import IdempotencyRecord
 from src.models.task import TaskCreate, TaskRecord
@@ -109,12 +110,12 @@ async def purge_expired(*, session: AsyncSession, now: datetime) -> int:
     return purged
 
 
-async def purge_periodically(sessionmaker: async_sessionmaker[AsyncSession], *, interval_seconds: float) -> None:
+async def purge_periodically(sessions: Sessions, *, interval_seconds: float) -> None:
     """Runs for the life of the process; a failed round (database away) is logged and retried later."""
     while True:
         await asyncio.sleep(interval_seconds)
         try:
-            async with sessionmaker() as session:
+            async with sessions.open() as session:
                 purged = await purge_expired(session=session, now=datetime.now(UTC))
             if purged:
                 logger.info("expired idempotency keys purged", extra={"count": purged})

@@ -156,18 +156,22 @@ def test_token_in_query_string_is_ignored(client: TestClient, alice: User) -> No
         assert client.get(alice.tasks_url, params={name: alice.token}).status_code == 401
 
 
-def test_every_task_route_requires_a_token(client: TestClient, alice: User, create_task: Callable[..., Any]) -> None:
-    task_url = alice.task_url(create_task(alice)["id"])
-    calls = [
-        ("POST", alice.tasks_url, {"title": "x"}),
-        ("GET", alice.tasks_url, None),
+def _every_task_call(owner: User, task_id: str) -> list[tuple[str, str, dict[str, Any] | None]]:
+    """(method, url, body) for each task route, on `owner`'s collection."""
+    task_url = owner.task_url(task_id)
+    return [
+        ("POST", owner.tasks_url, {"title": "x"}),
+        ("GET", owner.tasks_url, None),
         ("GET", task_url, None),
         ("PUT", task_url, {"title": "x"}),
         ("PATCH", task_url, {"title": "x"}),
         ("PATCH", task_url + "/complete", None),
         ("DELETE", task_url, None),
     ]
-    for method, url, body in calls:
+
+
+def test_every_task_route_requires_a_token(client: TestClient, alice: User, create_task: Callable[..., Any]) -> None:
+    for method, url, body in _every_task_call(alice, create_task(alice)["id"]):
         assert client.request(method, url, json=body).status_code == 401, (method, url)
         assert client.request(method, url, json=body, headers={"Authorization": "Bearer x"}).status_code == 401
         bad_json = {"Content-Type": "application/json"}
@@ -183,20 +187,12 @@ def test_another_users_path_is_403_before_the_body_is_judged(client: TestClient,
 def test_token_for_another_user_is_403_on_every_route(
     client: TestClient, alice: User, bob: User, create_task: Callable[..., Any]
 ) -> None:
-    task_url = alice.task_url(create_task(alice)["id"])
-    for method, url, body in [
-        ("POST", alice.tasks_url, {"title": "x"}),
-        ("GET", alice.tasks_url, None),
-        ("GET", task_url, None),
-        ("PUT", task_url, {"title": "x"}),
-        ("PATCH", task_url, {"title": "x"}),
-        ("PATCH", task_url + "/complete", None),
-        ("DELETE", task_url, None),
-    ]:
+    task_id = create_task(alice)["id"]
+    for method, url, body in _every_task_call(alice, task_id):
         response = client.request(method, url, json=body, headers=bob.headers)
         assert response.status_code == 403, (method, url)
         assert response.json()["type"] == "urn:tasks-api:problem:forbidden"
-    assert client.get(task_url, headers=alice.headers).json()["version"] == 1
+    assert client.get(alice.task_url(task_id), headers=alice.headers).json()["version"] == 1
 
 
 @pytest.mark.parametrize(
