@@ -66,6 +66,7 @@ class Settings(BaseSettings):
     db_pool_timeout_seconds: float = Field(default=5.0, gt=0)
     db_pool_recycle_seconds: int = Field(default=1800, ge=-1)
     db_pool_pre_ping: bool = True
+    db_pool_pre_ping_idle_seconds: float = Field(default=1.0, ge=0)
     db_connect_timeout_seconds: int = Field(default=5, ge=1)
     db_statement_timeout_ms: int = Field(default=10_000, ge=0)
     db_transaction_pooler: bool = Field(

@@ -7,6 +7,7 @@ default) so a request never waits for a thread-pool hop while the database answe
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -16,6 +17,7 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import Executable, event, inspect, text
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -39,17 +41,42 @@ def create_engine(settings: Settings) -> AsyncEngine:
         connect_args["prepare_threshold"] = None
     elif settings.db_statement_timeout_ms:
         connect_args["options"] = f"-c statement_timeout={settings.db_statement_timeout_ms}"
-    return create_async_engine(
+    ping_every_checkout = settings.db_pool_pre_ping and settings.db_pool_pre_ping_idle_seconds == 0
+    engine = create_async_engine(
         settings.database_url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout_seconds,
         pool_recycle=settings.db_pool_recycle_seconds,
-        pool_pre_ping=settings.db_pool_pre_ping,
+        pool_pre_ping=ping_every_checkout,
         connect_args=connect_args,
         isolation_level="AUTOCOMMIT",
         hide_parameters=True,  # errors never carry task titles or descriptions into the log
     )
+    if settings.db_pool_pre_ping and not ping_every_checkout:
+        _ping_when_idle(engine, settings.db_pool_pre_ping_idle_seconds)
+    return engine
+
+
+def _ping_when_idle(engine: AsyncEngine, idle_seconds: float) -> None:
+    """Pre-ping, for connections that sat idle: a ping costs a round trip, and a connection used a
+    moment ago has just proved itself. A dead one found by the ping is replaced before use; one that
+    died while busy fails its statement (a 503 the client retries), and SQLAlchemy then invalidates
+    every connection opened before the failure, so the pool recovers at once."""
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _returned(_dbapi_connection: Any, record: Any) -> None:
+        record.info["returned_at"] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        returned_at = record.info.get("returned_at")
+        if returned_at is None or time.monotonic() - returned_at < idle_seconds:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as error:  # any failure means the connection is gone
+            raise DisconnectionError("the pooled connection did not answer a ping") from error
 
 
 def _create_sqlite_engine(settings: Settings) -> AsyncEngine:

@@ -223,3 +223,20 @@ def test_acknowledged_writes_survive_database_restarts(private_cluster: PrivateC
     assert not_ready_2 - down_2 <= 2.0
     assert ready_again_2 is not None
     assert ready_again_2 - up_2 <= 1.5
+
+
+def test_idle_connections_are_tested_and_replaced_after_a_restart(private_cluster: PrivateCluster) -> None:
+    command.upgrade(alembic_config(private_cluster.url), "head")
+    user_id = "idle-user"
+    headers = {"Authorization": f"Bearer {make_token(user_id)}"}
+    env = {"DB_POOL_SIZE": "2", "DB_MAX_OVERFLOW": "0", "DB_POOL_PRE_PING_IDLE_SECONDS": "0.5"}
+    with running_service(private_cluster.url, env=env) as service, httpx.Client(base_url=service.base_url) as client:
+        tasks_url = f"/api/v1/users/{user_id}/tasks"
+        assert client.post(tasks_url, json={"title": "before"}, headers=headers).status_code == 201
+        private_cluster.restart("fast")
+        private_cluster.wait_until_accepting()
+        time.sleep(1)  # the pooled connections are now idle, and dead
+
+        statuses = [client.get(tasks_url, headers=headers).status_code for _ in range(4)]
+
+    assert statuses == [200, 200, 200, 200]
