@@ -4,6 +4,7 @@ does) so that /metrics adds up every worker's figures."""
 from __future__ import annotations
 
 import os
+from functools import cache
 from typing import Any
 
 from prometheus_client import (
@@ -36,9 +37,20 @@ TASK_OPERATIONS = Counter("tasks_api_task_operations_total", "Task writes that w
 METRICS_MEDIA_TYPE = CONTENT_TYPE_LATEST
 
 
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+@cache
+def _request_series(method: str, route: str, status: int) -> tuple[Any, Any]:
+    # Label sets are few (routes x methods x statuses); resolving each once keeps `.labels()` off the hot path.
+    return HTTP_REQUESTS.labels(method, route, str(status)), HTTP_LATENCY.labels(method, route, str(status))
+
+
 def observe_request(method: str, route: str, status: int, seconds: float) -> None:
-    HTTP_REQUESTS.labels(method, route, str(status)).inc()
-    HTTP_LATENCY.labels(method, route, str(status)).observe(seconds)
+    # A client can send any method name: only the standard ones become label values.
+    count, latency = _request_series(method if method in _METHODS else "OTHER", route, status)
+    count.inc()
+    latency.observe(seconds)
 
 
 def watch_pool(engine: AsyncEngine) -> None:

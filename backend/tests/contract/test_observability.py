@@ -113,3 +113,11 @@ def test_the_running_service_logs_json_lines_without_tokens_or_bodies(database_u
     assert created["request_id"] == "trace-42"
     assert token not in log
     assert "private title" not in log
+
+
+def test_odd_methods_do_not_become_metric_labels(client: TestClient, alice: User) -> None:
+    client.request("BREW", alice.tasks_url, headers=alice.headers)
+
+    text = client.get("/metrics").text
+    assert 'method="BREW"' not in text
+    assert 'method="OTHER",route="/api/v1/users/{user_id}/tasks",status="405"' in text
