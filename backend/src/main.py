@@ -28,6 +28,7 @@ from src.core.config import Settings, load_settings
 from src.core.database import Sessions, create_engine, head_revision
 from src.core.logging import configure_logging
 from src.core.metrics import watch_pool
+from src.core.runtime import settle_garbage_collector
 from src.core.security import JwksCache, TokenVerifier
 from src.services.idempotency import purge_periodically
 
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 purge_periodically(app.state.sessions, interval_seconds=settings.idempotency_purge_interval_seconds)
             )
             stack.callback(purge.cancel)
+            settle_garbage_collector()
             logger.info("service started", extra={"environment": settings.environment.value})
             yield
 
