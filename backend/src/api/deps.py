@@ -5,20 +5,19 @@ All are `async def`: FastAPI runs a plain `def` dependency in its thread pool, a
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from src.core.config import Settings
 from src.core.database import Sessions
 
 
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+async def get_sessions(request: Request) -> Sessions:
+    """Routes open their session with `async with sessions.open()`: it closes, and its connection goes
+    back to the pool, before the response is sent (a yield dependency would hold it until after)."""
     sessions: Sessions = request.app.state.sessions
-    async with sessions.open() as session:
-        yield session
+    return sessions
 
 
 async def get_settings(request: Request) -> Settings:
@@ -35,5 +34,5 @@ async def require_json_body(request: Request) -> None:
         raise HTTPException(415, detail="Send the body as application/json.")
 
 
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+SessionsDep = Annotated[Sessions, Depends(get_sessions)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
