@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import httpx
@@ -49,6 +49,38 @@ Every `/api/v1/users/{user_id}/...` route needs `Authorization: Bearer <JWT>` wh
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
     configure_logging(settings.log_level, settings.effective_log_format)
+    app = FastAPIOffline(
+        title="Tasks API",
+        version="1.0.0",
+        description=API_DESCRIPTION,
+        lifespan=_lifespan(settings),
+        redirect_slashes=False,
+        openapi_tags=[
+            {"name": "tasks", "description": "Each user's own tasks."},
+            {"name": "health", "description": "Probes for process managers and load balancers."},
+        ],
+    )
+    app.state.settings = settings
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = finish_openapi(FastAPI.openapi(app), secured_prefix=USERS_PREFIX)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    install_problem_handlers(app)
+    mounted = [("", health.router), (API_PREFIX, tasks.router)]
+    for prefix, router in mounted:
+        app.include_router(router, prefix=prefix)
+    app.state.route_index = RouteIndex(mounted)
+    if settings.metrics_enabled:
+        app.include_router(metrics.router)
+    _install_middleware(app, settings)
+    return app
+
+
+def _lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """Start-up and shutdown: the engine and its sessions, the token verifier, the idempotency purge."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -73,35 +105,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             logger.info("service started", extra={"environment": settings.environment.value})
             yield
 
-    app = FastAPIOffline(
-        title="Tasks API",
-        version="1.0.0",
-        description=API_DESCRIPTION,
-        lifespan=lifespan,
-        redirect_slashes=False,
-        openapi_tags=[
-            {"name": "tasks", "description": "Each user's own tasks."},
-            {
-                "name": "health",
-                "description": "Probes for process managers and load balancers.",
-            },
-        ],
-    )
-    app.state.settings = settings
+    return lifespan
 
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            app.openapi_schema = finish_openapi(FastAPI.openapi(app), secured_prefix=USERS_PREFIX)
-        return app.openapi_schema
 
-    app.openapi = openapi  # type: ignore[method-assign]
-    install_problem_handlers(app)
-    mounted = [("", health.router), (API_PREFIX, tasks.router)]
-    for prefix, router in mounted:
-        app.include_router(router, prefix=prefix)
-    app.state.route_index = RouteIndex(mounted)
-    if settings.metrics_enabled:
-        app.include_router(metrics.router)
+def _install_middleware(app: FastAPI, settings: Settings) -> None:
+    """The last added runs first: CORS, request context, body size, docs policy, authentication."""
     app.add_middleware(AuthenticationMiddleware, collection_prefix=USERS_PREFIX)
     app.add_middleware(DocsContentSecurityPolicy, paths=("/docs", "/redoc"))
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_body_bytes)
@@ -118,4 +126,3 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             expose_headers=CORS_EXPOSED_HEADERS,
             max_age=600,
         )
-    return app
