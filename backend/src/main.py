@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
@@ -100,12 +101,18 @@ def _lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextMan
             purge = asyncio.create_task(
                 purge_periodically(app.state.sessions, interval_seconds=settings.idempotency_purge_interval_seconds)
             )
-            stack.callback(purge.cancel)
+            stack.push_async_callback(_stop, purge)  # before the engine is disposed: it may be mid-query
             settle_garbage_collector()
             logger.info("service started", extra={"environment": settings.environment.value})
             yield
 
     return lifespan
+
+
+async def _stop(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def _install_middleware(app: FastAPI, settings: Settings) -> None:

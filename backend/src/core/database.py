@@ -167,18 +167,14 @@ async def begin_transaction(session: AsyncSession) -> None:
     await session.connection(execution_options={"isolation_level": isolation})
 
 
-def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    # expire_on_commit=False: results are read after the service commits, before the response.
-    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
-
-
 class Sessions:
     """Opens one session per request. At most as many sessions as the pool has connections are open at
     once, and requests past that wait in arrival order: SQLAlchemy's pool lets a newcomer take a freed
     connection ahead of requests already waiting, which under load left some waiting for seconds."""
 
     def __init__(self, engine: AsyncEngine, capacity: int) -> None:
-        self._sessionmaker = create_sessionmaker(engine)
+        # expire_on_commit=False: results are read after the service commits, before the response.
+        self._sessionmaker = async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
         self._slots = asyncio.Semaphore(capacity)
 
     @asynccontextmanager
