@@ -26,7 +26,7 @@ from src.api.problems import install_problem_handlers
 from src.api.route_index import RouteIndex
 from src.api.v1 import tasks
 from src.core.config import Settings, load_settings
-from src.core.database import Sessions, create_engine, head_revision
+from src.core.database import Database, head_revision
 from src.core.logging import configure_logging
 from src.core.metrics import watch_pool
 from src.core.runtime import settle_garbage_collector
@@ -81,25 +81,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def _lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
-    """Start-up and shutdown: the engine and its sessions, the token verifier, the idempotency purge."""
+    """Start-up and shutdown: the database, the token verifier, the idempotency purge."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
-            engine = create_engine(settings)
-            stack.push_async_callback(engine.dispose)
+            database = Database(settings)
+            stack.push_async_callback(database.dispose)
             jwks = None
             if settings.auth_jwks_url:
                 client = await stack.enter_async_context(httpx.AsyncClient())
                 jwks = JwksCache(settings.auth_jwks_url, settings, client)
             if settings.metrics_enabled:
-                watch_pool(engine)
-            app.state.engine = engine
-            app.state.sessions = Sessions(engine, capacity=settings.db_pool_size + settings.db_max_overflow)
+                watch_pool(database.engine)
+            app.state.database = database
             app.state.token_verifier = TokenVerifier(settings, jwks)
             app.state.schema_head = head_revision()
             purge = asyncio.create_task(
-                purge_periodically(app.state.sessions, interval_seconds=settings.idempotency_purge_interval_seconds)
+                purge_periodically(database, interval_seconds=settings.idempotency_purge_interval_seconds)
             )
             stack.push_async_callback(_stop, purge)  # before the engine is disposed: it may be mid-query
             settle_garbage_collector()

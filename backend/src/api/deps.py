@@ -1,4 +1,4 @@
-"""Dependencies shared by the routes: the database session, the settings, a JSON body.
+"""Dependencies shared by the routes: the database, the settings, a JSON body.
 
 All are `async def`: FastAPI runs a plain `def` dependency in its thread pool, a hop per request.
 (Authentication is AuthenticationMiddleware's, before the body is read.)"""
@@ -10,14 +10,14 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 
 from src.core.config import Settings
-from src.core.database import Sessions
+from src.core.database import Database
 
 
-async def get_sessions(request: Request) -> Sessions:
-    """Routes open their session with `async with sessions.open()`: it closes, and its connection goes
-    back to the pool, before the response is sent (a yield dependency would hold it until after)."""
-    sessions: Sessions = request.app.state.sessions
-    return sessions
+async def get_database(request: Request) -> Database:
+    """Routes take their connection with `async with database.connect()`: it goes back to the pool
+    before the response is sent (a yield dependency would hold it until after)."""
+    database: Database = request.app.state.database
+    return database
 
 
 async def get_settings(request: Request) -> Settings:
@@ -34,5 +34,5 @@ async def require_json_body(request: Request) -> None:
         raise HTTPException(415, detail="Send the body as application/json.")
 
 
-SessionsDep = Annotated[Sessions, Depends(get_sessions)]
+DatabaseDep = Annotated[Database, Depends(get_database)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]

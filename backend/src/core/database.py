@@ -1,29 +1,31 @@
-"""The one place that knows how to talk to the database: the engine and its sessions.
+"""The one place that knows how to talk to the database: the engine and the connections it lends.
 
-Access is async (SQLAlchemy's asyncio extension over psycopg 3, or aiosqlite for the embedded
-default) so a request never waits for a thread-pool hop while the database answers.
+Access is async (psycopg 3's async connections, pooled by SQLAlchemy, or aiosqlite for the embedded
+default) so a request never waits for a thread-pool hop while the database answers. Queries are
+SQLAlchemy Core statements built once by the service; see `Connection` for how they run.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager, suppress
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
+import psycopg
 from alembic.config import Config
 from alembic.script import ScriptDirectory
+from psycopg.rows import dict_row
 from sqlalchemy import Executable, event, inspect, text
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import DisconnectionError
-from sqlalchemy.ext.asyncio import (
-    AsyncEngine,
-    AsyncSession,
-    async_sessionmaker,
-    create_async_engine,
-)
+from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import PoolProxiedConnection
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.util import greenlet_spawn
 
 from src.core.config import BACKEND_DIR, Settings
 
@@ -100,25 +102,150 @@ def _create_sqlite_engine(settings: Settings) -> AsyncEngine:
     return engine
 
 
-_DRIVER_SQL: dict[Executable, tuple[str, dict[str, Any]] | None] = {}
+class Connection(ABC):
+    """One pooled connection, lent to one request. Statements run in autocommit mode: every write the
+    service makes is a single statement (an INSERT, or an UPDATE or DELETE ... WHERE user_id AND id),
+    atomic on its own, so an explicit BEGIN and COMMIT would only add two round trips to each request.
+    Work that spans statements (an idempotent create) calls `begin()` before its first statement."""
+
+    dialect_name: str
+
+    @abstractmethod
+    async def fetch(self, statement: Executable, params: dict[str, Any]) -> list[dict[str, Any]]:
+        """The rows of a statement built once with bound parameters, as dicts in column order."""
+
+    @abstractmethod
+    async def execute(self, statement: Executable, params: dict[str, Any]) -> int:
+        """Runs a statement that returns no rows; gives the number of rows it touched."""
+
+    @abstractmethod
+    async def begin(self) -> None:
+        """Runs the following statements in one transaction, ended by `commit()` or `rollback()`."""
+
+    @abstractmethod
+    async def commit(self) -> None: ...
+
+    @abstractmethod
+    async def rollback(self) -> None: ...
 
 
-def _driver_sql(statement: Executable, dialect: Dialect) -> tuple[str, dict[str, Any]] | None:
-    """The statement as the driver's SQL and its default parameters, compiled once per statement;
-    None where SQLAlchemy's full execution is needed (SQLite's type conversions, expanding IN lists)."""
-    if statement not in _DRIVER_SQL:
-        compiled = None
-        if dialect.name == "postgresql":
-            candidate = statement.compile(dialect=dialect)  # type: ignore[attr-defined]
-            if not candidate.post_compile_params:
-                compiled = (candidate.string, dict(candidate.params))
-        _DRIVER_SQL[statement] = compiled
-    return _DRIVER_SQL[statement]
+class _DriverConnection(Connection):
+    """PostgreSQL: statements compiled once by SQLAlchemy, then sent straight to psycopg's async
+    connection. SQLAlchemy's per-call execution layers (greenlet hops, compile-cache lookup, result
+    processing) cost more than the query itself, and psycopg already gives the Python types."""
+
+    dialect_name = "postgresql"
+
+    def __init__(self, driver: psycopg.AsyncConnection[Any], dialect: Dialect, observers: list[StatementObserver]):
+        self.driver = driver
+        self._dialect = dialect
+        self._observers = observers
+        self.in_transaction = False
+
+    @property
+    def lost(self) -> bool:
+        return self.driver.broken or self.driver.closed
+
+    async def _run(self, statement: Executable, params: dict[str, Any]) -> psycopg.AsyncCursor[dict[str, Any]]:
+        sql, values = _driver_sql(statement, self._dialect, params)
+        for observer in self._observers:
+            observer(sql, values)
+        with _as_sqlalchemy_error(self._dialect, sql, self):
+            cursor = self.driver.cursor(row_factory=dict_row)
+            await cursor.execute(sql, values)
+        return cursor
+
+    async def fetch(self, statement: Executable, params: dict[str, Any]) -> list[dict[str, Any]]:
+        return _in_utc(await (await self._run(statement, params)).fetchall())
+
+    async def execute(self, statement: Executable, params: dict[str, Any]) -> int:
+        return (await self._run(statement, params)).rowcount
+
+    async def begin(self) -> None:
+        await self.driver.set_isolation_level(psycopg.IsolationLevel.READ_COMMITTED)
+        await self.driver.set_autocommit(False)
+        self.in_transaction = True
+
+    async def commit(self) -> None:
+        with _as_sqlalchemy_error(self._dialect, "COMMIT", self):
+            await self.driver.commit()
+
+    async def rollback(self) -> None:
+        with _as_sqlalchemy_error(self._dialect, "ROLLBACK", self):
+            await self.driver.rollback()
+
+    async def release(self) -> None:
+        """Back to autocommit, with nothing left open, before the connection returns to the pool."""
+        if self.in_transaction:
+            await self.driver.rollback()
+            await self.driver.set_autocommit(True)
+            await self.driver.set_isolation_level(None)
+            self.in_transaction = False
 
 
-def _as_dicts(result: Any) -> list[dict[str, Any]]:
-    keys = list(result.keys())
-    rows = [dict(zip(keys, row, strict=True)) for row in result]
+class _CoreConnection(Connection):
+    """SQLite: statements run through SQLAlchemy Core, which stores UUIDs and times in SQLite's types."""
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._connection = connection
+        self.dialect_name = connection.dialect.name
+
+    async def fetch(self, statement: Executable, params: dict[str, Any]) -> list[dict[str, Any]]:
+        result = await self._connection.execute(statement, params)
+        return [dict(row) for row in result.mappings()]
+
+    async def execute(self, statement: Executable, params: dict[str, Any]) -> int:
+        result = await self._connection.execute(statement, params)
+        return result.rowcount
+
+    async def begin(self) -> None:
+        # SQLite's only isolation for a writer; the connection returns to autocommit when it is closed.
+        await self._connection.execution_options(isolation_level="SERIALIZABLE")
+
+    async def commit(self) -> None:
+        await self._connection.commit()
+
+    async def rollback(self) -> None:
+        await self._connection.rollback()
+
+
+StatementObserver = Callable[[str, Any], None]
+
+
+@contextmanager
+def _as_sqlalchemy_error(dialect: Dialect, sql: str | None, connection: _DriverConnection | None) -> Iterator[None]:
+    """Driver errors raised as SQLAlchemy raises them, so the service and the problem handlers see one
+    family of errors whichever way a statement ran (IntegrityError, OperationalError -> 503, ...)."""
+    try:
+        yield
+    except psycopg.Error as error:
+        raise DBAPIError.instance(
+            sql,
+            None,
+            error,
+            psycopg.Error,
+            hide_parameters=True,
+            connection_invalidated=connection is not None and connection.lost,
+            dialect=dialect,
+        ) from error
+
+
+_COMPILED: dict[Executable, SQLCompiler] = {}
+
+
+def _driver_sql(statement: Executable, dialect: Dialect, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The driver's SQL and parameters for a statement built once; each statement is compiled once."""
+    compiled = _COMPILED.get(statement)
+    if compiled is None:
+        compiled = _COMPILED[statement] = statement.compile(dialect=dialect)  # type: ignore[attr-defined]
+    values = {**compiled.params, **params}
+    if compiled.post_compile_params:  # an IN list: its placeholders depend on how many values there are
+        expanded = compiled.construct_expanded_state(values)
+        return expanded.statement, dict(expanded.parameters)
+    return compiled.string, values
+
+
+def _in_utc(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     # psycopg gives times in the session's time zone; the API speaks UTC. One connection has one zone,
     # so the first row tells whether any conversion is needed at all.
     if rows and any(isinstance(value, datetime) and value.utcoffset() for value in rows[0].values()):
@@ -129,59 +256,65 @@ def _as_dicts(result: Any) -> list[dict[str, Any]]:
     return rows
 
 
-async def fetch(session: AsyncSession, statement: Executable, params: dict[str, Any]) -> list[dict[str, Any]]:
-    """The rows of a statement built once with bound parameters, as dicts in column order.
+class Database:
+    """The engine, and connections lent one per request.
 
-    On PostgreSQL the statement is compiled once and sent as driver SQL on the session's connection,
-    skipping SQLAlchemy's per-call compile-cache lookup and result processing (psycopg already gives
-    the Python types); the statement events, the pool and the session's transaction are the same."""
-    connection = await session.connection()
-    compiled = _driver_sql(statement, connection.dialect)
-    if compiled is None:
-        result = await session.execute(statement, params)
-        return [dict(row) for row in result.mappings()]
-    sql, defaults = compiled
-    return _as_dicts(await connection.exec_driver_sql(sql, {**defaults, **params}))
+    At most as many connections as the pool holds are lent at once, and requests past that wait in
+    arrival order: SQLAlchemy's pool lets a newcomer take a freed connection ahead of requests already
+    waiting, which under load left some waiting for seconds."""
 
-
-async def execute(session: AsyncSession, statement: Executable, params: dict[str, Any]) -> int:
-    """Runs a statement that returns no rows (built once, like `fetch`'s); gives the rows it touched."""
-    connection = await session.connection()
-    compiled = _driver_sql(statement, connection.dialect)
-    if compiled is None:
-        result = await session.execute(statement, params)
-    else:
-        sql, defaults = compiled
-        result = await connection.exec_driver_sql(sql, {**defaults, **params})
-    return result.rowcount  # type: ignore[attr-defined,no-any-return]
-
-
-async def begin_transaction(session: AsyncSession) -> None:
-    """Runs the rest of the session's work in one transaction, committed by `session.commit()`.
-
-    Connections are in autocommit mode by default: every write the service makes is a single statement
-    (an INSERT, or an UPDATE or DELETE ... WHERE user_id AND id), atomic on its own, so an explicit
-    BEGIN and COMMIT would only add two round trips to each request. Work that spans statements (an
-    idempotent create) asks for a transaction here, before its first statement."""
-    isolation = "SERIALIZABLE" if session.get_bind().dialect.name == "sqlite" else "READ COMMITTED"
-    await session.connection(execution_options={"isolation_level": isolation})
-
-
-class Sessions:
-    """Opens one session per request. At most as many sessions as the pool has connections are open at
-    once, and requests past that wait in arrival order: SQLAlchemy's pool lets a newcomer take a freed
-    connection ahead of requests already waiting, which under load left some waiting for seconds."""
-
-    def __init__(self, engine: AsyncEngine, capacity: int) -> None:
-        # expire_on_commit=False: results are read after the service commits, before the response.
-        self._sessionmaker = async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
-        self._slots = asyncio.Semaphore(capacity)
+    def __init__(self, settings: Settings) -> None:
+        self.engine = create_engine(settings)
+        self._slots = asyncio.Semaphore(settings.db_pool_size + settings.db_max_overflow)
+        self._direct = self.engine.dialect.name == "postgresql"
+        self._observers: list[StatementObserver] = []
 
     @asynccontextmanager
-    async def open(self) -> AsyncIterator[AsyncSession]:
-        """The service commits; anything left open is rolled back when the session closes."""
-        async with self._slots, self._sessionmaker() as session:
-            yield session
+    async def connect(self) -> AsyncIterator[Connection]:
+        """A connection for one unit of work; anything left uncommitted is rolled back on return."""
+        async with self._slots:
+            if not self._direct:
+                async with self.engine.connect() as core:
+                    yield _CoreConnection(core)
+                return
+            with _as_sqlalchemy_error(self.engine.dialect, None, None):
+                pooled = await self.engine.raw_connection()
+            connection = _DriverConnection(
+                cast(psycopg.AsyncConnection[Any], pooled.driver_connection), self.engine.dialect, self._observers
+            )
+            try:
+                yield connection
+            finally:
+                await self._give_back(pooled, connection)
+
+    async def _give_back(self, pooled: PoolProxiedConnection, connection: _DriverConnection) -> None:
+        if not connection.lost:
+            with suppress(psycopg.Error):  # a connection that cannot roll back is lost: see below
+                await connection.release()
+        if connection.lost:
+            # As SQLAlchemy does on a disconnect: the pool replaces every connection opened before this
+            # one (the same restart broke them too) instead of letting each fail a request first.
+            await greenlet_spawn(self.engine.sync_engine.pool._invalidate, pooled)
+        else:
+            await greenlet_spawn(pooled.close)
+
+    @contextmanager
+    def statements_observed(self, observer: StatementObserver) -> Iterator[None]:
+        """Calls `observer(sql, parameters)` for each statement sent while the block runs (diagnostics)."""
+
+        def on_cursor_execute(_conn: Any, _cursor: Any, sql: str, parameters: Any, *_: Any) -> None:
+            observer(sql, parameters)
+
+        event.listen(self.engine.sync_engine, "before_cursor_execute", on_cursor_execute)
+        self._observers.append(observer)
+        try:
+            yield
+        finally:
+            self._observers.remove(observer)
+            event.remove(self.engine.sync_engine, "before_cursor_execute", on_cursor_execute)
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
 
 
 def head_revision() -> str:

@@ -15,10 +15,9 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 import orjson
-from sqlalchemy import Table, delete, func, insert, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Table, bindparam, delete, func, insert, select
 
-from src.core.database import Sessions
+from src.core.database import Connection, Database
 from src.core.errors import ConflictError, InvalidInputError
 from src.models import IdempotencyRecord
 from src.models.task import TaskCreate, TaskRecord
@@ -26,6 +25,18 @@ from src.models.task import TaskCreate, TaskRecord
 logger = logging.getLogger(__name__)
 
 records: Table = IdempotencyRecord.__table__  # type: ignore[attr-defined]
+
+# Built once, with bound parameters, like the task statements.
+_OWNED = (records.c.user_id == bindparam("owner_id", type_=records.c.user_id.type)) & (
+    records.c.key == bindparam("record_key", type_=records.c.key.type)
+)
+_LOCK = select(func.pg_try_advisory_xact_lock(func.hashtextextended(bindparam("lock_name"), 0)).label("locked"))
+_STORED = select(records.c.request_fingerprint, records.c.response_body, records.c.expires_at).where(_OWNED)
+_FORGET = delete(records).where(_OWNED)
+_REMEMBER = insert(records).values(
+    {column.name: bindparam(f"new_{column.name}", type_=column.type) for column in records.c}
+)
+_PURGE = delete(records).where(records.c.expires_at <= bindparam("now", type_=records.c.expires_at.type))
 
 
 class IdempotencyKeyInFlight(ConflictError):
@@ -47,29 +58,25 @@ def fingerprint(data: TaskCreate) -> str:
     return hashlib.sha256(data.model_dump_json().encode()).hexdigest()
 
 
-async def claim(*, session: AsyncSession, user_id: str, key: str) -> None:
-    if session.get_bind().dialect.name != "postgresql":
+async def claim(*, connection: Connection, user_id: str, key: str) -> None:
+    if connection.dialect_name != "postgresql":
         return
-    lock_id = func.hashtextextended(user_id + " " + key, 0)
-    if not await session.scalar(select(func.pg_try_advisory_xact_lock(lock_id))):
-        await session.rollback()
+    [lock] = await connection.fetch(_LOCK, {"lock_name": user_id + " " + key})
+    if not lock["locked"]:
+        await connection.rollback()
         raise IdempotencyKeyInFlight()
 
 
-async def stored_response(*, session: AsyncSession, user_id: str, key: str, now: datetime) -> tuple[str, str] | None:
+async def stored_response(*, connection: Connection, user_id: str, key: str, now: datetime) -> tuple[str, str] | None:
     """(request fingerprint, response body) of a live record; an expired one is removed."""
-    owned = (records.c.user_id == user_id) & (records.c.key == key)
-    row = (
-        await session.execute(
-            select(records.c.request_fingerprint, records.c.response_body, records.c.expires_at).where(owned)
-        )
-    ).one_or_none()
-    if row is None:
+    owned = {"owner_id": user_id, "record_key": key}
+    rows = await connection.fetch(_STORED, owned)
+    if not rows:
         return None
-    if row.expires_at <= now:
-        await session.execute(delete(records).where(owned))
+    if rows[0]["expires_at"] <= now:
+        await connection.execute(_FORGET, owned)
         return None
-    return row.request_fingerprint, row.response_body
+    return rows[0]["request_fingerprint"], rows[0]["response_body"]
 
 
 def replay(stored: tuple[str, str], request_fingerprint: str) -> TaskRecord:
@@ -82,7 +89,7 @@ def replay(stored: tuple[str, str], request_fingerprint: str) -> TaskRecord:
 
 async def remember(
     *,
-    session: AsyncSession,
+    connection: Connection,
     user_id: str,
     key: str,
     request_fingerprint: str,
@@ -90,33 +97,29 @@ async def remember(
     now: datetime,
     retention: timedelta,
 ) -> None:
-    await session.execute(
-        insert(records).values(
-            user_id=user_id,
-            key=key,
-            request_fingerprint=request_fingerprint,
-            task_id=task["id"],
-            response_body=orjson.dumps(task, option=orjson.OPT_UTC_Z).decode(),
-            created_at=now,
-            expires_at=now + retention,
-        )
-    )
+    record = {
+        "user_id": user_id,
+        "key": key,
+        "request_fingerprint": request_fingerprint,
+        "task_id": task["id"],
+        "response_body": orjson.dumps(task, option=orjson.OPT_UTC_Z).decode(),
+        "created_at": now,
+        "expires_at": now + retention,
+    }
+    await connection.execute(_REMEMBER, {f"new_{name}": value for name, value in record.items()})
 
 
-async def purge_expired(*, session: AsyncSession, now: datetime) -> int:
-    result = await session.execute(delete(records).where(records.c.expires_at <= now))
-    await session.commit()
-    purged: int = result.rowcount  # type: ignore[attr-defined]
-    return purged
+async def purge_expired(*, connection: Connection, now: datetime) -> int:
+    return await connection.execute(_PURGE, {"now": now})
 
 
-async def purge_periodically(sessions: Sessions, *, interval_seconds: float) -> None:
+async def purge_periodically(database: Database, *, interval_seconds: float) -> None:
     """Runs for the life of the process; a failed round (database away) is logged and retried later."""
     while True:
         await asyncio.sleep(interval_seconds)
         try:
-            async with sessions.open() as session:
-                purged = await purge_expired(session=session, now=datetime.now(UTC))
+            async with database.connect() as connection:
+                purged = await purge_expired(connection=connection, now=datetime.now(UTC))
             if purged:
                 logger.info("expired idempotency keys purged", extra={"count": purged})
         except Exception as error:  # noqa: BLE001 - the next round tries again

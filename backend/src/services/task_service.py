@@ -5,7 +5,7 @@ task outside the caller's collection is simply not found. Writes are single stat
 the new row, committed before the function returns: a response is only sent for stored data.
 
 Statements are built once, with bound parameters, so the database layer can compile each one once
-(see `src.core.database.fetch`); a request only binds its values.
+(see `src.core.database.Connection`); a request only binds its values.
 """
 
 from __future__ import annotations
@@ -34,10 +34,9 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 from uuid_utils.compat import uuid7
 
-from src.core.database import begin_transaction, execute, fetch
+from src.core.database import Connection
 from src.core.errors import NotFoundError, PreconditionFailedError
 from src.core.metrics import TASK_OPERATIONS
 from src.models.task import (
@@ -158,7 +157,7 @@ class CreatedTask:
 
 async def create_task(
     *,
-    session: AsyncSession,
+    connection: Connection,
     user_id: str,
     data: TaskCreate,
     idempotency_key: str | None = None,
@@ -167,20 +166,20 @@ async def create_task(
     """Creates the task, or with an idempotency key already used for the same body, replays the first
     answer instead (see services/idempotency.py)."""
     if idempotency_key is None:
-        task = await _insert_task(session=session, user_id=user_id, data=data)
-        await session.commit()
+        task = await _insert_task(connection=connection, user_id=user_id, data=data)
+        await connection.commit()
         return _created(task)
 
     request_fingerprint = idempotency.fingerprint(data)
     now = _utcnow()
-    await begin_transaction(session)
-    await idempotency.claim(session=session, user_id=user_id, key=idempotency_key)
-    earlier = await idempotency.stored_response(session=session, user_id=user_id, key=idempotency_key, now=now)
+    await connection.begin()
+    await idempotency.claim(connection=connection, user_id=user_id, key=idempotency_key)
+    earlier = await idempotency.stored_response(connection=connection, user_id=user_id, key=idempotency_key, now=now)
     if earlier is None:
         try:
-            task = await _insert_task(session=session, user_id=user_id, data=data)
+            task = await _insert_task(connection=connection, user_id=user_id, data=data)
             await idempotency.remember(
-                session=session,
+                connection=connection,
                 user_id=user_id,
                 key=idempotency_key,
                 request_fingerprint=request_fingerprint,
@@ -188,16 +187,18 @@ async def create_task(
                 now=now,
                 retention=idempotency_retention,
             )
-            await session.commit()
+            await connection.commit()
         except IntegrityError:
             # Another request stored this key first (possible where there is no advisory lock).
-            await session.rollback()
-            earlier = await idempotency.stored_response(session=session, user_id=user_id, key=idempotency_key, now=now)
+            await connection.rollback()
+            earlier = await idempotency.stored_response(
+                connection=connection, user_id=user_id, key=idempotency_key, now=now
+            )
             if earlier is None:
                 raise
         else:
             return _created(task)
-    await session.rollback()
+    await connection.rollback()
     TASK_OPERATIONS.labels("create_replayed").inc()
     return CreatedTask(task=idempotency.replay(earlier, request_fingerprint), replayed=True)
 
@@ -208,7 +209,7 @@ def _created(task: TaskRecord) -> CreatedTask:
     return CreatedTask(task=task, replayed=False)
 
 
-async def _insert_task(*, session: AsyncSession, user_id: str, data: TaskCreate) -> TaskRecord:
+async def _insert_task(*, connection: Connection, user_id: str, data: TaskCreate) -> TaskRecord:
     now = _utcnow()
     task = TaskRecord(
         title=data.title,
@@ -221,12 +222,12 @@ async def _insert_task(*, session: AsyncSession, user_id: str, data: TaskCreate)
         updated_at=now,
         version=1,
     )
-    await execute(session, _INSERT, {f"new_{name}": value for name, value in task.items()})
+    await connection.execute(_INSERT, {f"new_{name}": value for name, value in task.items()})
     return task
 
 
-async def get_task(*, session: AsyncSession, user_id: str, task_id: uuid.UUID) -> TaskRecord:
-    rows = await fetch(session, _GET, {"owner_id": user_id, "task_id": task_id})
+async def get_task(*, connection: Connection, user_id: str, task_id: uuid.UUID) -> TaskRecord:
+    rows = await connection.fetch(_GET, {"owner_id": user_id, "task_id": task_id})
     if not rows:
         raise TaskNotFound()
     return cast(TaskRecord, rows[0])
@@ -234,7 +235,7 @@ async def get_task(*, session: AsyncSession, user_id: str, task_id: uuid.UUID) -
 
 async def list_tasks(
     *,
-    session: AsyncSession,
+    connection: Connection,
     user_id: str,
     status: TaskStatusFilter,
     sort: TaskSort,
@@ -250,7 +251,7 @@ async def list_tasks(
     if cursor is not None:
         after = decode_cursor(cursor, key=cursor_key, user_id=user_id, sort=sort, status=status)
         params.update(after_key=after.sort_key, after_id=after.task_id)
-    rows = await fetch(session, _list_statement(sort, status, cursor is not None), params)
+    rows = await connection.fetch(_list_statement(sort, status, cursor is not None), params)
     items = cast(list[TaskRecord], rows[:limit])
     next_cursor = None
     if len(rows) > limit:
@@ -263,7 +264,7 @@ async def list_tasks(
 
 async def replace_task(
     *,
-    session: AsyncSession,
+    connection: Connection,
     user_id: str,
     task_id: uuid.UUID,
     data: TaskReplace,
@@ -271,7 +272,7 @@ async def replace_task(
 ) -> TaskRecord:
     statement = _update_statement(frozenset({"title", "description"}), data.completed, expected_versions is not None)
     values = {"new_title": data.title, "new_description": data.description}
-    task = await _apply_update(session, statement, user_id, task_id, values, expected_versions)
+    task = await _apply_update(connection, statement, user_id, task_id, values, expected_versions)
     TASK_OPERATIONS.labels("replace").inc()
     logger.info("task replaced", extra={"user_id": user_id, "task_id": str(task_id)})
     return task
@@ -279,7 +280,7 @@ async def replace_task(
 
 async def patch_task(
     *,
-    session: AsyncSession,
+    connection: Connection,
     user_id: str,
     task_id: uuid.UUID,
     data: TaskPatch,
@@ -287,14 +288,14 @@ async def patch_task(
 ) -> TaskRecord:
     fields = data.model_dump(exclude_unset=True)
     if not fields:
-        task = await get_task(session=session, user_id=user_id, task_id=task_id)
+        task = await get_task(connection=connection, user_id=user_id, task_id=task_id)
         if expected_versions is not None and task["version"] not in expected_versions:
             raise TaskVersionMismatch()
         return task
     completed = fields.pop("completed", None)
     statement = _update_statement(frozenset(fields), completed, expected_versions is not None)
     values = {f"new_{name}": value for name, value in fields.items()}
-    task = await _apply_update(session, statement, user_id, task_id, values, expected_versions)
+    task = await _apply_update(connection, statement, user_id, task_id, values, expected_versions)
     TASK_OPERATIONS.labels("update").inc()
     changed = sorted([*fields, *(["completed"] if completed is not None else [])])
     logger.info("task updated", extra={"user_id": user_id, "task_id": str(task_id), "fields": changed})
@@ -302,28 +303,28 @@ async def patch_task(
 
 
 async def toggle_completion(
-    *, session: AsyncSession, user_id: str, task_id: uuid.UUID, expected_versions: Versions = None
+    *, connection: Connection, user_id: str, task_id: uuid.UUID, expected_versions: Versions = None
 ) -> TaskRecord:
     statement = _toggle_statement(expected_versions is not None)
-    task = await _apply_update(session, statement, user_id, task_id, {}, expected_versions)
+    task = await _apply_update(connection, statement, user_id, task_id, {}, expected_versions)
     TASK_OPERATIONS.labels("toggle").inc()
     logger.info("task toggled", extra={"user_id": user_id, "task_id": str(task_id), "completed": task["completed"]})
     return task
 
 
 async def delete_task(
-    *, session: AsyncSession, user_id: str, task_id: uuid.UUID, expected_versions: Versions = None
+    *, connection: Connection, user_id: str, task_id: uuid.UUID, expected_versions: Versions = None
 ) -> None:
     params = {"owner_id": user_id, "task_id": task_id, **_precondition(expected_versions)}
-    if await execute(session, _delete_statement(expected_versions is not None), params) == 0:
-        raise await _why_unchanged(session=session, user_id=user_id, task_id=task_id)
-    await session.commit()
+    if await connection.execute(_delete_statement(expected_versions is not None), params) == 0:
+        raise await _why_unchanged(connection=connection, user_id=user_id, task_id=task_id)
+    await connection.commit()
     TASK_OPERATIONS.labels("delete").inc()
     logger.info("task deleted", extra={"user_id": user_id, "task_id": str(task_id)})
 
 
 async def _apply_update(
-    session: AsyncSession,
+    connection: Connection,
     statement: Update,
     user_id: str,
     task_id: uuid.UUID,
@@ -332,14 +333,14 @@ async def _apply_update(
 ) -> TaskRecord:
     """One UPDATE ... RETURNING: the owner check, the version precondition and the write are atomic."""
     params = {**values, "owner_id": user_id, "task_id": task_id, "now": _utcnow(), **_precondition(expected_versions)}
-    rows = await fetch(session, statement, params)
+    rows = await connection.fetch(statement, params)
     if not rows:
-        raise await _why_unchanged(session=session, user_id=user_id, task_id=task_id)
-    await session.commit()
+        raise await _why_unchanged(connection=connection, user_id=user_id, task_id=task_id)
+    await connection.commit()
     return cast(TaskRecord, rows[0])
 
 
-async def _why_unchanged(*, session: AsyncSession, user_id: str, task_id: uuid.UUID) -> Exception:
+async def _why_unchanged(*, connection: Connection, user_id: str, task_id: uuid.UUID) -> Exception:
     """After a conditional write matched no row: the task is gone (404) or at another version (412)."""
-    exists = await fetch(session, _VERSION_OF, {"owner_id": user_id, "task_id": task_id})
+    exists = await connection.fetch(_VERSION_OF, {"owner_id": user_id, "task_id": task_id})
     return TaskNotFound() if not exists else TaskVersionMismatch()

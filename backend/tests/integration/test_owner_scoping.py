@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import event
 
+from src.core.database import Database
 from src.main import create_app
 from tests.conftest import User, make_token, settings_for
 
@@ -20,14 +19,9 @@ TOUCHES_TASKS = re.compile(r"\btasks\b", re.IGNORECASE)
 def captured(database_url: str) -> Iterator[tuple[TestClient, list[str]]]:
     statements: list[str] = []
     with TestClient(create_app(settings_for(database_url))) as client:
-        engine = client.app.state.engine.sync_engine  # type: ignore[attr-defined]
-
-        def capture(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-            statements.append(statement)
-
-        event.listen(engine, "before_cursor_execute", capture)
-        yield client, statements
-        event.remove(engine, "before_cursor_execute", capture)
+        database: Database = client.app.state.database  # type: ignore[attr-defined]
+        with database.statements_observed(lambda statement, _parameters: statements.append(statement)):
+            yield client, statements
 
 
 def test_every_statement_on_tasks_has_a_user_id_predicate(captured: tuple[TestClient, list[str]]) -> None:

@@ -11,8 +11,9 @@ from typing import Any
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, event, insert, text
+from sqlalchemy import Engine, insert, text
 
+from src.core.database import Database
 from src.main import create_app
 from src.models import Task
 from tests.conftest import User, make_token, settings_for
@@ -51,14 +52,9 @@ def planned(database_url: str, db: Engine) -> Iterator[tuple[TestClient, User, l
     _seed(db, [user.id, f"neighbour-{uuid.uuid4().hex[:8]}", f"neighbour-{uuid.uuid4().hex[:8]}"])
     statements: list[tuple[str, Any]] = []
     with TestClient(create_app(settings_for(database_url))) as client:
-        engine = client.app.state.engine.sync_engine  # type: ignore[attr-defined]
-
-        def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-            statements.append((statement, parameters))
-
-        event.listen(engine, "before_cursor_execute", capture)
-        yield client, user, statements
-        event.remove(engine, "before_cursor_execute", capture)
+        database: Database = client.app.state.database  # type: ignore[attr-defined]
+        with database.statements_observed(lambda statement, parameters: statements.append((statement, parameters))):
+            yield client, user, statements
 
 
 def _plan_nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:

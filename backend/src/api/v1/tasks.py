@@ -10,7 +10,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, Response, status
 
 from src.api.conditional import IfMatch, IfNoneMatch, etag_of, none_match, versions_matching
-from src.api.deps import SessionsDep, SettingsDep, require_json_body
+from src.api.deps import DatabaseDep, SettingsDep, require_json_body
 from src.api.json import json_response
 from src.api.problems import problem_responses
 from src.models.idempotency import IDEMPOTENCY_KEY_MAX_LENGTH
@@ -93,15 +93,15 @@ async def create_task(
     request: Request,
     user_id: UserId,
     data: TaskCreate,
-    sessions: SessionsDep,
+    database: DatabaseDep,
     settings: SettingsDep,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Create a task in the user's list; with an Idempotency-Key, a retry replays the first answer."""
     key = checked_idempotency_key(idempotency_key)
-    async with sessions.open() as session:
+    async with database.connect() as connection:
         created = await task_service.create_task(
-            session=session,
+            connection=connection,
             user_id=user_id,
             data=data,
             idempotency_key=key,
@@ -118,7 +118,7 @@ async def create_task(
 @router.get("", response_model=TaskPage)
 async def list_tasks(
     user_id: UserId,
-    sessions: SessionsDep,
+    database: DatabaseDep,
     settings: SettingsDep,
     status_filter: Annotated[
         TaskStatusFilter, Query(alias="status", description="Which tasks to list.")
@@ -135,9 +135,9 @@ async def list_tasks(
     ] = None,
 ) -> Response:
     """List the user's tasks, one page at a time."""
-    async with sessions.open() as session:
+    async with database.connect() as connection:
         page = await task_service.list_tasks(
-            session=session,
+            connection=connection,
             user_id=user_id,
             status=status_filter,
             sort=sort,
@@ -158,11 +158,11 @@ async def list_tasks(
     },
 )
 async def get_task(
-    user_id: UserId, task_id: TaskId, sessions: SessionsDep, if_none_match: IfNoneMatch = None
+    user_id: UserId, task_id: TaskId, database: DatabaseDep, if_none_match: IfNoneMatch = None
 ) -> Response:
     """Get one task; with If-None-Match, a 304 when the client's copy is current."""
-    async with sessions.open() as session:
-        task = await task_service.get_task(session=session, user_id=user_id, task_id=task_id)
+    async with database.connect() as connection:
+        task = await task_service.get_task(connection=connection, user_id=user_id, task_id=task_id)
     if none_match(if_none_match, task["version"]):
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag_of(task["version"])})
     return _task_response(task)
@@ -170,36 +170,44 @@ async def get_task(
 
 @router.put("/{task_id}", response_model=TaskPublic, dependencies=[JSON_BODY], responses=WRITE_RESPONSES)
 async def replace_task(
-    user_id: UserId, task_id: TaskId, data: TaskReplace, sessions: SessionsDep, if_match: IfMatch = None
+    user_id: UserId, task_id: TaskId, data: TaskReplace, database: DatabaseDep, if_match: IfMatch = None
 ) -> Response:
     """Replace a task: omitted fields return to their defaults."""
-    async with sessions.open() as session:
+    async with database.connect() as connection:
         task = await task_service.replace_task(
-            session=session, user_id=user_id, task_id=task_id, data=data, expected_versions=versions_matching(if_match)
+            connection=connection,
+            user_id=user_id,
+            task_id=task_id,
+            data=data,
+            expected_versions=versions_matching(if_match),
         )
     return _task_response(task)
 
 
 @router.patch("/{task_id}", response_model=TaskPublic, dependencies=[JSON_BODY], responses=WRITE_RESPONSES)
 async def patch_task(
-    user_id: UserId, task_id: TaskId, data: TaskPatch, sessions: SessionsDep, if_match: IfMatch = None
+    user_id: UserId, task_id: TaskId, data: TaskPatch, database: DatabaseDep, if_match: IfMatch = None
 ) -> Response:
     """Change some fields of a task; `"description": null` clears the description."""
-    async with sessions.open() as session:
+    async with database.connect() as connection:
         task = await task_service.patch_task(
-            session=session, user_id=user_id, task_id=task_id, data=data, expected_versions=versions_matching(if_match)
+            connection=connection,
+            user_id=user_id,
+            task_id=task_id,
+            data=data,
+            expected_versions=versions_matching(if_match),
         )
     return _task_response(task)
 
 
 @router.patch("/{task_id}/complete", response_model=TaskPublic, responses=TOGGLE_RESPONSES)
 async def toggle_completion(
-    user_id: UserId, task_id: TaskId, sessions: SessionsDep, if_match: IfMatch = None
+    user_id: UserId, task_id: TaskId, database: DatabaseDep, if_match: IfMatch = None
 ) -> Response:
     """Toggle a task between completed and pending."""
-    async with sessions.open() as session:
+    async with database.connect() as connection:
         task = await task_service.toggle_completion(
-            session=session, user_id=user_id, task_id=task_id, expected_versions=versions_matching(if_match)
+            connection=connection, user_id=user_id, task_id=task_id, expected_versions=versions_matching(if_match)
         )
     return _task_response(task)
 
@@ -209,10 +217,10 @@ async def toggle_completion(
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problem_responses(400, 404, 412),
 )
-async def delete_task(user_id: UserId, task_id: TaskId, sessions: SessionsDep, if_match: IfMatch = None) -> Response:
+async def delete_task(user_id: UserId, task_id: TaskId, database: DatabaseDep, if_match: IfMatch = None) -> Response:
     """Delete a task."""
-    async with sessions.open() as session:
+    async with database.connect() as connection:
         await task_service.delete_task(
-            session=session, user_id=user_id, task_id=task_id, expected_versions=versions_matching(if_match)
+            connection=connection, user_id=user_id, task_id=task_id, expected_versions=versions_matching(if_match)
         )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
