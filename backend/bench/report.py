@@ -40,11 +40,13 @@ def machine() -> dict[str, Any]:
     }
 
 
-def save(results: dict[str, Any]) -> Path:
+def save(results: dict[str, Any], *, full_run: bool) -> Path:
+    """A partial run (some operations, or no scale run) goes to its own file and leaves the docs alone."""
     RESULTS_DIR.mkdir(exist_ok=True)
-    path = RESULTS_DIR / f"{results['date'][:10]}.json"
+    path = RESULTS_DIR / f"{results['date'][:10]}{'' if full_run else '-partial'}.json"
     path.write_text(json.dumps(results, indent=2) + "\n")
-    write_markdown(results)
+    if full_run:
+        write_markdown(results)
     return path
 
 
@@ -179,7 +181,10 @@ Targets: every operation at least {TARGET_RPS_RATIO:.0%} of the baseline's reque
 ```sh
 sudo apt-get install wrk          # Debian's package
 make bench                        # BENCH_DATABASE_URL defaults to the local server's tasks_bench database
+make bench BENCH_ARGS="--operations get,create --rounds 2 --skip-scale"   # a quicker partial run
 ```
+
+A partial run prints its table and saves `results/<date>-partial.json`; only a full run rewrites this page.
 
 The first run seeds about {sum(settings["heavy_sizes"]) / 1e6:.1f} million tasks with COPY (a minute or
 two); later runs reuse them.

@@ -190,13 +190,14 @@ def peak_rss_mb(pid: int) -> float:
 def compare(
     service: App, baseline: App, scripts: dict[str, tuple[str, str]], args: argparse.Namespace
 ) -> dict[str, Any]:
-    runs: dict[str, dict[str, list[dict[str, float]]]] = {op: {"service": [], "baseline": []} for op in OPERATIONS}
+    operations = [operation for operation in OPERATIONS if operation in args.operations.split(",")]
+    runs: dict[str, dict[str, list[dict[str, float]]]] = {op: {"service": [], "baseline": []} for op in operations}
     for app in (service, baseline):  # warm-up: connections, caches, prepared statements
-        for operation in OPERATIONS:
+        for operation in operations:
             path, script = scripts[operation]
             wrk(app.base_url + path, script, seconds=2, connections=args.connections, threads=args.threads)
     for round_number in range(1, args.rounds + 1):
-        for operation in OPERATIONS:
+        for operation in operations:
             path, script = scripts[operation]
             for app in (service, baseline):
                 figures = wrk(
@@ -278,6 +279,9 @@ def main() -> None:
     parser.add_argument("--scale-duration", type=float, default=3)
     parser.add_argument("--heavy", default=",".join(map(str, HEAVY_SIZES)))
     parser.add_argument("--skip-scale", action="store_true")
+    parser.add_argument(
+        "--operations", default=",".join(OPERATIONS), help="which to measure, comma-separated (default: all)"
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: `sudo apt-get install wrk` (Debian's package), then run `make bench` again")
@@ -340,7 +344,7 @@ def main() -> None:
         },
         **comparison,
     }
-    path = report.save(results)
+    path = report.save(results, full_run=args.operations == parser.get_default("operations") and not args.skip_scale)
     print()
     print(report.table(results))
     print(f"\nresults: {path}\nservice log: {logs / 'service.log'}")

@@ -70,7 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.openapi = openapi  # type: ignore[method-assign]
     install_problem_handlers(app)
-    mounted = [("", health.router), (API_PREFIX, tasks.router)]
+    mounted = [(API_PREFIX, tasks.router), ("", health.router)]  # the busy routes are matched first
     for prefix, router in mounted:
         app.include_router(router, prefix=prefix)
     app.state.route_index = RouteIndex(mounted)

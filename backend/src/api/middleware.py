@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
+import secrets
 import time
-import uuid
 from typing import Any
 
 from starlette.datastructures import Headers, MutableHeaders
@@ -19,6 +19,7 @@ from src.core.metrics import observe_request
 from src.core.security import TokenVerifier
 
 REQUEST_ID_HEADER = "X-Request-ID"
+_LENGTH_FRAMED = frozenset({"1.0", "1.1"})
 _MAX_REQUEST_ID_LENGTH = 128
 
 access_logger = logging.getLogger("src.access")
@@ -45,7 +46,7 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = _accepted_request_id(Headers(scope=scope).get(REQUEST_ID_HEADER)) or uuid.uuid4().hex
+        request_id = _accepted_request_id(Headers(scope=scope).get(REQUEST_ID_HEADER)) or secrets.token_hex(16)
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         status = 500
@@ -115,9 +116,15 @@ class BodySizeLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = Headers(scope=scope).get("content-length")
+        headers = Headers(scope=scope)
+        declared = headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             await _send_problem(send, 413, title="Content Too Large", detail=self._detail)
+            return
+        if scope.get("http_version") in _LENGTH_FRAMED and "transfer-encoding" not in headers:
+            # HTTP/1 without chunked encoding: the server reads exactly Content-Length bytes (none when it
+            # is absent), so the declared length checked above is all the body there can be.
+            await self.app(scope, receive, send)
             return
         received = 0
 

@@ -288,7 +288,7 @@ class Database:
                 await self._give_back(pooled, connection)
 
     async def _give_back(self, pooled: PoolProxiedConnection, connection: _DriverConnection) -> None:
-        if not connection.lost:
+        if connection.in_transaction and not connection.lost:
             with suppress(psycopg.Error):  # a connection that cannot roll back is lost: see below
                 await connection.release()
         if connection.lost:

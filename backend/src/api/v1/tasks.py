@@ -10,7 +10,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, Response, status
 
 from src.api.conditional import IfMatch, IfNoneMatch, etag_of, none_match, versions_matching
-from src.api.deps import DatabaseDep, SettingsDep, require_json_body
+from src.api.deps import database_of, require_json_body, settings_of
 from src.api.json import json_response
 from src.api.problems import problem_responses
 from src.models.idempotency import IDEMPOTENCY_KEY_MAX_LENGTH
@@ -93,33 +93,40 @@ async def create_task(
     request: Request,
     user_id: UserId,
     data: TaskCreate,
-    database: DatabaseDep,
-    settings: SettingsDep,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Create a task in the user's list; with an Idempotency-Key, a retry replays the first answer."""
     key = checked_idempotency_key(idempotency_key)
-    async with database.connect() as connection:
+    async with database_of(request).connect() as connection:
         created = await task_service.create_task(
             connection=connection,
             user_id=user_id,
             data=data,
             idempotency_key=key,
-            idempotency_retention=timedelta(seconds=settings.idempotency_retention_seconds),
+            idempotency_retention=timedelta(seconds=settings_of(request).idempotency_retention_seconds),
         )
-    task = created.task
-    response = _task_response(task, status.HTTP_201_CREATED)
-    # Percent-encoded, so a user id with `?`, `#` or `%` still gives a URL that leads back to the task.
-    location = request.app.url_path_for("get_task", user_id=quote(user_id, safe=""), task_id=str(task["id"]))
-    response.headers["Location"] = request.scope.get("root_path", "") + location
+    response = _task_response(created.task, status.HTTP_201_CREATED)
+    response.headers["Location"] = _task_location(request, user_id, created.task["id"])
     return response
+
+
+def _task_location(request: Request, user_id: str, task_id: uuid.UUID | str) -> str:
+    """The task's URL, percent-encoded so that a user id with `?`, `#` or `%` still leads back to it.
+    The path template is looked up once per app: Starlette's `url_path_for` tries every route."""
+    state = request.app.state
+    template: str | None = getattr(state, "task_path_template", None)
+    if template is None:
+        template = state.task_path_template = request.app.url_path_for(
+            "get_task", user_id="{user_id}", task_id="{task_id}"
+        )
+    root_path: str = request.scope.get("root_path", "")
+    return root_path + template.format(user_id=quote(user_id, safe=""), task_id=task_id)
 
 
 @router.get("", response_model=TaskPage)
 async def list_tasks(
+    request: Request,
     user_id: UserId,
-    database: DatabaseDep,
-    settings: SettingsDep,
     status_filter: Annotated[
         TaskStatusFilter, Query(alias="status", description="Which tasks to list.")
     ] = TaskStatusFilter.ALL,
@@ -135,7 +142,7 @@ async def list_tasks(
     ] = None,
 ) -> Response:
     """List the user's tasks, one page at a time."""
-    async with database.connect() as connection:
+    async with database_of(request).connect() as connection:
         page = await task_service.list_tasks(
             connection=connection,
             user_id=user_id,
@@ -143,7 +150,7 @@ async def list_tasks(
             sort=sort,
             limit=limit,
             cursor=cursor,
-            cursor_key=settings.cursor_key,
+            cursor_key=settings_of(request).cursor_key,
         )
     return json_response(page)
 
@@ -157,11 +164,9 @@ async def list_tasks(
         **problem_responses(400, 404),
     },
 )
-async def get_task(
-    user_id: UserId, task_id: TaskId, database: DatabaseDep, if_none_match: IfNoneMatch = None
-) -> Response:
+async def get_task(request: Request, user_id: UserId, task_id: TaskId, if_none_match: IfNoneMatch = None) -> Response:
     """Get one task; with If-None-Match, a 304 when the client's copy is current."""
-    async with database.connect() as connection:
+    async with database_of(request).connect() as connection:
         task = await task_service.get_task(connection=connection, user_id=user_id, task_id=task_id)
     if none_match(if_none_match, task["version"]):
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag_of(task["version"])})
@@ -170,10 +175,10 @@ async def get_task(
 
 @router.put("/{task_id}", response_model=TaskPublic, dependencies=[JSON_BODY], responses=WRITE_RESPONSES)
 async def replace_task(
-    user_id: UserId, task_id: TaskId, data: TaskReplace, database: DatabaseDep, if_match: IfMatch = None
+    request: Request, user_id: UserId, task_id: TaskId, data: TaskReplace, if_match: IfMatch = None
 ) -> Response:
     """Replace a task: omitted fields return to their defaults."""
-    async with database.connect() as connection:
+    async with database_of(request).connect() as connection:
         task = await task_service.replace_task(
             connection=connection,
             user_id=user_id,
@@ -186,10 +191,10 @@ async def replace_task(
 
 @router.patch("/{task_id}", response_model=TaskPublic, dependencies=[JSON_BODY], responses=WRITE_RESPONSES)
 async def patch_task(
-    user_id: UserId, task_id: TaskId, data: TaskPatch, database: DatabaseDep, if_match: IfMatch = None
+    request: Request, user_id: UserId, task_id: TaskId, data: TaskPatch, if_match: IfMatch = None
 ) -> Response:
     """Change some fields of a task; `"description": null` clears the description."""
-    async with database.connect() as connection:
+    async with database_of(request).connect() as connection:
         task = await task_service.patch_task(
             connection=connection,
             user_id=user_id,
@@ -201,11 +206,9 @@ async def patch_task(
 
 
 @router.patch("/{task_id}/complete", response_model=TaskPublic, responses=TOGGLE_RESPONSES)
-async def toggle_completion(
-    user_id: UserId, task_id: TaskId, database: DatabaseDep, if_match: IfMatch = None
-) -> Response:
+async def toggle_completion(request: Request, user_id: UserId, task_id: TaskId, if_match: IfMatch = None) -> Response:
     """Toggle a task between completed and pending."""
-    async with database.connect() as connection:
+    async with database_of(request).connect() as connection:
         task = await task_service.toggle_completion(
             connection=connection, user_id=user_id, task_id=task_id, expected_versions=versions_matching(if_match)
         )
@@ -217,9 +220,9 @@ async def toggle_completion(
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problem_responses(400, 404, 412),
 )
-async def delete_task(user_id: UserId, task_id: TaskId, database: DatabaseDep, if_match: IfMatch = None) -> Response:
+async def delete_task(request: Request, user_id: UserId, task_id: TaskId, if_match: IfMatch = None) -> Response:
     """Delete a task."""
-    async with database.connect() as connection:
+    async with database_of(request).connect() as connection:
         await task_service.delete_task(
             connection=connection, user_id=user_id, task_id=task_id, expected_versions=versions_matching(if_match)
         )
