@@ -18,6 +18,7 @@ from typing import Any, cast
 import psycopg
 from alembic.config import Config
 from alembic.script import ScriptDirectory
+from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 from sqlalchemy import Executable, event, inspect, text
 from sqlalchemy.engine import Dialect
@@ -53,6 +54,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
         pool_pre_ping=ping_every_checkout,
         connect_args=connect_args,
         isolation_level="AUTOCOMMIT",
+        pool_reset_on_return=None,  # Database.connect leaves each connection idle: see _give_back
         hide_parameters=True,  # errors never carry task titles or descriptions into the log
     )
     if settings.db_pool_pre_ping and not ping_every_checkout:
@@ -175,9 +177,10 @@ class _DriverConnection(Connection):
             await self.driver.rollback()
 
     async def release(self) -> None:
-        """Back to autocommit, with nothing left open, before the connection returns to the pool."""
-        if self.in_transaction:
+        """Leaves the connection as the pool lent it: idle, in autocommit mode."""
+        if self.driver.info.transaction_status != TransactionStatus.IDLE:
             await self.driver.rollback()
+        if self.in_transaction:
             await self.driver.set_autocommit(True)
             await self.driver.set_isolation_level(None)
             self.in_transaction = False
@@ -288,13 +291,17 @@ class Database:
                 await self._give_back(pooled, connection)
 
     async def _give_back(self, pooled: PoolProxiedConnection, connection: _DriverConnection) -> None:
-        if connection.in_transaction and not connection.lost:
-            with suppress(psycopg.Error):  # a connection that cannot roll back is lost: see below
+        # The pool does not reset connections on return (`pool_reset_on_return=None`): release() does, and
+        # only when there is something to undo, which spares a rollback call on every request.
+        if not connection.lost:
+            with suppress(psycopg.Error):  # a connection that cannot be reset is not lent again: see below
                 await connection.release()
         if connection.lost:
             # As SQLAlchemy does on a disconnect: the pool replaces every connection opened before this
             # one (the same restart broke them too) instead of letting each fail a request first.
             await greenlet_spawn(self.engine.sync_engine.pool._invalidate, pooled)
+        elif connection.driver.info.transaction_status != TransactionStatus.IDLE:
+            await greenlet_spawn(pooled.invalidate)
         else:
             await greenlet_spawn(pooled.close)
 

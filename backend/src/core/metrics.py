@@ -54,8 +54,13 @@ def observe_request(method: str, route: str, status: int, seconds: float) -> Non
 
 
 def watch_pool(engine: AsyncEngine) -> None:
-    """Keeps the pool gauges current as connections are checked out and returned."""
+    """Pool gauges: read when /metrics is scraped; with several workers (multiprocess mode, where each
+    writes its own figures to a file) kept current as connections are checked out and returned."""
     pool: Any = engine.sync_engine.pool
+    if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        POOL_IN_USE.set_function(pool.checkedout)
+        POOL_IDLE.set_function(pool.checkedin)
+        return
 
     def update(*_: Any) -> None:
         POOL_IN_USE.set(pool.checkedout())
