@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from src.api.problems import PROBLEM_MEDIA_TYPE, ProblemType, domain_problem, problem_body
 from src.api.route_index import RouteIndex
 from src.core.errors import DomainError, MissingCredentialsError, PermissionDeniedError
-from src.core.logging import request_id_var
+from src.core.logging import request_events_var, request_id_var
 from src.core.metrics import observe_request
 from src.core.security import TokenVerifier
 
@@ -35,7 +35,8 @@ def _accepted_request_id(value: str | None) -> str | None:
 
 class RequestContextMiddleware:
     """Gives each request an id (echoed in `X-Request-ID`, logged, put in problem bodies), writes one
-    access line per request, and turns any unhandled exception into a 500 problem without details."""
+    access line per request (with what it did: see `record_event`), and turns any unhandled exception
+    into a 500 problem without details."""
 
     def __init__(self, app: ASGIApp, *, route_index: RouteIndex, record_metrics: bool) -> None:
         self.app = app
@@ -48,6 +49,8 @@ class RequestContextMiddleware:
             return
         request_id = _accepted_request_id(Headers(scope=scope).get(REQUEST_ID_HEADER)) or secrets.token_hex(16)
         token = request_id_var.set(request_id)
+        events: dict[str, Any] = {}
+        events_token = request_events_var.set(events)
         started = time.perf_counter()
         status = 500
         response_started = False
@@ -74,10 +77,11 @@ class RequestContextMiddleware:
                 type_=ProblemType.INTERNAL,
             )
         finally:
-            self._log_access(scope, status, time.perf_counter() - started)
+            self._log_access(scope, status, time.perf_counter() - started, events)
+            request_events_var.reset(events_token)
             request_id_var.reset(token)
 
-    def _log_access(self, scope: Scope, status: int, seconds: float) -> None:
+    def _log_access(self, scope: Scope, status: int, seconds: float, events: dict[str, Any]) -> None:
         state: dict[str, Any] = scope.get("state") or {}
         route = self.route_index.template_of(scope.get("route")) or "<unmatched>"
         access_logger.info(
@@ -88,6 +92,7 @@ class RequestContextMiddleware:
                 "status": status,
                 "duration_ms": round(seconds * 1000, 2),
                 "user_id": state.get("user_id", "-"),
+                **events,
             },
         )
         if self.record_metrics:

@@ -15,6 +15,22 @@ from typing import Any
 import orjson
 
 request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
+# What the current request did, written on its access line (see `record_event`); None outside a request.
+request_events_var: ContextVar[dict[str, Any] | None] = ContextVar("request_events", default=None)
+_events_logger = logging.getLogger("src.events")
+
+
+def record_event(event: str, **fields: Any) -> None:
+    """Records what happened (`task created`, with its task_id). Within a request it goes on the request's
+    one access line, beside its route, status and user, instead of a line of its own: one line per request
+    is easier to search, and logging is a good part of a request's cost. Outside a request it is logged."""
+    events = request_events_var.get()
+    if events is None:
+        _events_logger.info(event, extra=fields)
+    else:
+        events["event"] = event
+        events.update(fields)
+
 
 _STANDARD_ATTRIBUTES = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
     "message",

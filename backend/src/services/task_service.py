@@ -10,7 +10,6 @@ Statements are built once, with bound parameters, so the database layer can comp
 
 from __future__ import annotations
 
-import logging
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -38,6 +37,7 @@ from uuid_utils.compat import uuid7
 
 from src.core.database import Connection
 from src.core.errors import NotFoundError, PreconditionFailedError
+from src.core.logging import record_event
 from src.core.metrics import TASK_OPERATIONS
 from src.models.task import (
     Task,
@@ -51,8 +51,6 @@ from src.models.task import (
 )
 from src.services import idempotency
 from src.services.pagination import PagePosition, decode_cursor, encode_cursor
-
-logger = logging.getLogger(__name__)
 
 tasks: Table = Task.__table__  # type: ignore[attr-defined]
 
@@ -205,7 +203,7 @@ async def create_task(
 
 def _created(task: TaskRecord) -> CreatedTask:
     TASK_OPERATIONS.labels("create").inc()
-    logger.info("task created", extra={"user_id": task["user_id"], "task_id": str(task["id"])})
+    record_event("task created", task_id=str(task["id"]))
     return CreatedTask(task=task, replayed=False)
 
 
@@ -274,7 +272,7 @@ async def replace_task(
     values = {"new_title": data.title, "new_description": data.description}
     task = await _apply_update(connection, statement, user_id, task_id, values, expected_versions)
     TASK_OPERATIONS.labels("replace").inc()
-    logger.info("task replaced", extra={"user_id": user_id, "task_id": str(task_id)})
+    record_event("task replaced", task_id=str(task_id))
     return task
 
 
@@ -298,7 +296,7 @@ async def patch_task(
     task = await _apply_update(connection, statement, user_id, task_id, values, expected_versions)
     TASK_OPERATIONS.labels("update").inc()
     changed = sorted([*fields, *(["completed"] if completed is not None else [])])
-    logger.info("task updated", extra={"user_id": user_id, "task_id": str(task_id), "fields": changed})
+    record_event("task updated", task_id=str(task_id), fields=changed)
     return task
 
 
@@ -308,7 +306,7 @@ async def toggle_completion(
     statement = _toggle_statement(expected_versions is not None)
     task = await _apply_update(connection, statement, user_id, task_id, {}, expected_versions)
     TASK_OPERATIONS.labels("toggle").inc()
-    logger.info("task toggled", extra={"user_id": user_id, "task_id": str(task_id), "completed": task["completed"]})
+    record_event("task toggled", task_id=str(task_id), completed=task["completed"])
     return task
 
 
@@ -320,7 +318,7 @@ async def delete_task(
         raise await _why_unchanged(connection=connection, user_id=user_id, task_id=task_id)
     await connection.commit()
     TASK_OPERATIONS.labels("delete").inc()
-    logger.info("task deleted", extra={"user_id": user_id, "task_id": str(task_id)})
+    record_event("task deleted", task_id=str(task_id))
 
 
 async def _apply_update(

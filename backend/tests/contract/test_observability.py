@@ -97,7 +97,7 @@ def test_the_running_service_logs_json_lines_without_tokens_or_bodies(database_u
     token = make_token("logged-user")
     with running_service(database_url, env={"LOG_FORMAT": "json"}) as service:
         headers = {"Authorization": f"Bearer {token}", "X-Request-ID": "trace-42"}
-        httpx.post(
+        created = httpx.post(
             service.base_url + "/api/v1/users/logged-user/tasks", json={"title": "private title"}, headers=headers
         )
     log = service.log()  # after the process has stopped: the access line is written after the response
@@ -109,8 +109,9 @@ def test_the_running_service_logs_json_lines_without_tokens_or_bodies(database_u
     assert access["route"] == "/api/v1/users/{user_id}/tasks"
     assert (access["method"], access["status"], access["user_id"]) == ("POST", 201, "logged-user")
     assert isinstance(access["duration_ms"], float)
-    created = next(record for record in records if record["message"] == "task created")
-    assert created["request_id"] == "trace-42"
+    assert access["event"] == "task created"
+    assert access["task_id"] == json.loads(created.text)["id"]
+    assert [r for r in records if r["request_id"] == "trace-42"] == [access]  # one line for the request
     assert token not in log
     assert "private title" not in log
 
