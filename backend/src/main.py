@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 
-from src.api import health, metrics
+from src.api import health, metrics, v1
 from src.api.middleware import (
     AuthenticationMiddleware,
     BodySizeLimitMiddleware,
@@ -35,8 +35,7 @@ from src.services.idempotency import purge_periodically
 
 logger = logging.getLogger(__name__)
 
-API_PREFIX = "/api/v1"
-USERS_PREFIX = f"{API_PREFIX}/users/"
+USERS_PREFIX = f"{v1.PREFIX}/users/"
 CORS_REQUEST_HEADERS = ["Authorization", "Content-Type", "If-Match", "If-None-Match", "Idempotency-Key", "X-Request-ID"]
 CORS_EXPOSED_HEADERS = ["ETag", "Location", "X-Request-ID", "Retry-After"]
 API_DESCRIPTION = """
@@ -70,10 +69,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.openapi = openapi  # type: ignore[method-assign]
     install_problem_handlers(app)
-    mounted = [(API_PREFIX, tasks.router), ("", health.router)]  # the busy routes are matched first
-    for prefix, router in mounted:
-        app.include_router(router, prefix=prefix)
-    app.state.route_index = RouteIndex(mounted)
+    # The task routes go first, straight into the app's own list rather than through include_router:
+    # FastAPI matches an included router twice per request (to choose it, then inside it) and tries its
+    # docs routes before it, which was most of its routing cost on the busy path.
+    app.router.routes[:0] = tasks.router.routes
+    app.include_router(health.router)
+    app.state.route_index = RouteIndex([tasks.router, health.router])
     if settings.metrics_enabled:
         app.include_router(metrics.router)
     _install_middleware(app, settings)

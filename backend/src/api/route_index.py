@@ -9,12 +9,12 @@ from starlette.routing import BaseRoute, compile_path
 
 
 class RouteIndex:
-    def __init__(self, mounted: list[tuple[str, APIRouter]]) -> None:
+    def __init__(self, routers: list[APIRouter]) -> None:
         self._templates: dict[int, str] = {}
         self._patterns: list[tuple[re.Pattern[str], set[str]]] = []
-        for prefix, router in mounted:
+        for router in routers:
             for route in router.routes:
-                template = prefix + getattr(route, "path", "")
+                template = getattr(route, "path", "")
                 self._templates[id(route)] = template
                 self._patterns.append(
                     (

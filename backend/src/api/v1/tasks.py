@@ -13,6 +13,7 @@ from src.api.conditional import IfMatch, IfNoneMatch, etag_of, none_match, versi
 from src.api.deps import database_of, require_json_body, settings_of
 from src.api.json import json_response
 from src.api.problems import problem_responses
+from src.api.v1 import PREFIX
 from src.models.idempotency import IDEMPOTENCY_KEY_MAX_LENGTH
 from src.models.task import (
     USER_ID_MAX_LENGTH,
@@ -28,7 +29,7 @@ from src.models.task import (
 from src.services import task_service
 
 router = APIRouter(
-    prefix="/users/{user_id}/tasks",
+    prefix=f"{PREFIX}/users/{{user_id}}/tasks",
     tags=["tasks"],
     responses=problem_responses(401, 403, 413, 422, 500, 503),
 )
