@@ -8,26 +8,23 @@ on a read uses weak comparison.
 from __future__ import annotations
 
 import re
-from typing import Annotated
 
-from fastapi import Header, HTTPException
+from fastapi import HTTPException
+
+from src.api.headers import DocumentedHeader
 
 _ENTITY_TAG = re.compile(r'[ \t]*(W/)?"([\x21\x23-\x7e]*)"[ \t]*(?:,|$)')
 _MAX_HEADER_LENGTH = 2048
 _MAX_VERSION_DIGITS = 10
 
-IfMatch = Annotated[
-    str | None,
-    Header(
-        alias="If-Match",
-        description="Apply the change only if the task's ETag is one of these (or `*`); else 412.",
-        openapi_examples={"current version": {"value": '"3"'}},
-    ),
-]
-IfNoneMatch = Annotated[
-    str | None,
-    Header(alias="If-None-Match", description="Answer 304 with no body if the task's ETag is one of these."),
-]
+IF_MATCH = DocumentedHeader(
+    "If-Match",
+    description="Apply the change only if the task's ETag is one of these (or `*`); else 412.",
+    examples={"current version": {"value": '"3"'}},
+)
+IF_NONE_MATCH = DocumentedHeader(
+    "If-None-Match", description="Answer 304 with no body if the task's ETag is one of these."
+)
 
 
 def etag_of(version: int) -> str:

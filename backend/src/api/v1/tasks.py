@@ -7,10 +7,11 @@ from datetime import timedelta
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
 
-from src.api.conditional import IfMatch, IfNoneMatch, etag_of, none_match, versions_matching
+from src.api.conditional import IF_MATCH, IF_NONE_MATCH, etag_of, none_match, versions_matching
 from src.api.deps import database_of, require_json_body, settings_of
+from src.api.headers import DocumentedHeader, documented
 from src.api.json import json_response
 from src.api.problems import problem_responses
 from src.api.v1 import PREFIX
@@ -45,17 +46,18 @@ UserId = Annotated[
     ),
 ]
 TaskId = Annotated[uuid.UUID, Path(description="The task's id.")]
-IdempotencyKey = Annotated[
-    str | None,
-    Header(
-        alias="Idempotency-Key",
-        description="1 to 255 visible ASCII characters, unique per intended create: a retry with the same key "
-        "and body replays the first 201 instead of creating another task.",
-        examples=["5b3c1a9e-0c7f-4a36-9a57-2f1d8e6b4c21"],
-        # Documented only: checked_idempotency_key answers a bad key with 400, not FastAPI's 422.
-        json_schema_extra={"minLength": 1, "maxLength": IDEMPOTENCY_KEY_MAX_LENGTH, "pattern": "^[!-~]+$"},
-    ),
-]
+IDEMPOTENCY_KEY = DocumentedHeader(
+    "Idempotency-Key",
+    description="1 to 255 visible ASCII characters, unique per intended create: a retry with the same key "
+    "and body replays the first 201 instead of creating another task.",
+    schema={
+        "examples": ["5b3c1a9e-0c7f-4a36-9a57-2f1d8e6b4c21"],
+        "minLength": 1,
+        "maxLength": IDEMPOTENCY_KEY_MAX_LENGTH,
+        "pattern": "^[!-~]+$",
+        "type": "string",
+    },
+)
 JSON_BODY = Depends(require_json_body)
 ETAG_HEADER = {"ETag": {"description": "The task's version as a strong entity tag.", "schema": {"type": "string"}}}
 TOGGLE_RESPONSES: dict[int | str, dict[str, Any]] = {200: {"headers": ETAG_HEADER}, **problem_responses(400, 404, 412)}
@@ -75,6 +77,7 @@ def _task_response(task: TaskRecord, status_code: int = status.HTTP_200_OK) -> R
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
+    openapi_extra=documented(IDEMPOTENCY_KEY),
     dependencies=[JSON_BODY],
     response_model=TaskPublic,
     responses={
@@ -94,10 +97,9 @@ async def create_task(
     request: Request,
     user_id: UserId,
     data: TaskCreate,
-    idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Create a task in the user's list; with an Idempotency-Key, a retry replays the first answer."""
-    key = checked_idempotency_key(idempotency_key)
+    key = checked_idempotency_key(IDEMPOTENCY_KEY.value(request))
     async with database_of(request).connect() as connection:
         created = await task_service.create_task(
             connection=connection,
@@ -158,6 +160,7 @@ async def list_tasks(
 
 @router.get(
     "/{task_id}",
+    openapi_extra=documented(IF_NONE_MATCH),
     response_model=TaskPublic,
     responses={
         200: {"headers": ETAG_HEADER},
@@ -165,19 +168,23 @@ async def list_tasks(
         **problem_responses(400, 404),
     },
 )
-async def get_task(request: Request, user_id: UserId, task_id: TaskId, if_none_match: IfNoneMatch = None) -> Response:
+async def get_task(request: Request, user_id: UserId, task_id: TaskId) -> Response:
     """Get one task; with If-None-Match, a 304 when the client's copy is current."""
     async with database_of(request).connect() as connection:
         task = await task_service.get_task(connection=connection, user_id=user_id, task_id=task_id)
-    if none_match(if_none_match, task["version"]):
+    if none_match(IF_NONE_MATCH.value(request), task["version"]):
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag_of(task["version"])})
     return _task_response(task)
 
 
-@router.put("/{task_id}", response_model=TaskPublic, dependencies=[JSON_BODY], responses=WRITE_RESPONSES)
-async def replace_task(
-    request: Request, user_id: UserId, task_id: TaskId, data: TaskReplace, if_match: IfMatch = None
-) -> Response:
+@router.put(
+    "/{task_id}",
+    response_model=TaskPublic,
+    dependencies=[JSON_BODY],
+    responses=WRITE_RESPONSES,
+    openapi_extra=documented(IF_MATCH),
+)
+async def replace_task(request: Request, user_id: UserId, task_id: TaskId, data: TaskReplace) -> Response:
     """Replace a task: omitted fields return to their defaults."""
     async with database_of(request).connect() as connection:
         task = await task_service.replace_task(
@@ -185,15 +192,19 @@ async def replace_task(
             user_id=user_id,
             task_id=task_id,
             data=data,
-            expected_versions=versions_matching(if_match),
+            expected_versions=versions_matching(IF_MATCH.value(request)),
         )
     return _task_response(task)
 
 
-@router.patch("/{task_id}", response_model=TaskPublic, dependencies=[JSON_BODY], responses=WRITE_RESPONSES)
-async def patch_task(
-    request: Request, user_id: UserId, task_id: TaskId, data: TaskPatch, if_match: IfMatch = None
-) -> Response:
+@router.patch(
+    "/{task_id}",
+    response_model=TaskPublic,
+    dependencies=[JSON_BODY],
+    responses=WRITE_RESPONSES,
+    openapi_extra=documented(IF_MATCH),
+)
+async def patch_task(request: Request, user_id: UserId, task_id: TaskId, data: TaskPatch) -> Response:
     """Change some fields of a task; `"description": null` clears the description."""
     async with database_of(request).connect() as connection:
         task = await task_service.patch_task(
@@ -201,30 +212,39 @@ async def patch_task(
             user_id=user_id,
             task_id=task_id,
             data=data,
-            expected_versions=versions_matching(if_match),
+            expected_versions=versions_matching(IF_MATCH.value(request)),
         )
     return _task_response(task)
 
 
-@router.patch("/{task_id}/complete", response_model=TaskPublic, responses=TOGGLE_RESPONSES)
-async def toggle_completion(request: Request, user_id: UserId, task_id: TaskId, if_match: IfMatch = None) -> Response:
+@router.patch(
+    "/{task_id}/complete", response_model=TaskPublic, responses=TOGGLE_RESPONSES, openapi_extra=documented(IF_MATCH)
+)
+async def toggle_completion(request: Request, user_id: UserId, task_id: TaskId) -> Response:
     """Toggle a task between completed and pending."""
     async with database_of(request).connect() as connection:
         task = await task_service.toggle_completion(
-            connection=connection, user_id=user_id, task_id=task_id, expected_versions=versions_matching(if_match)
+            connection=connection,
+            user_id=user_id,
+            task_id=task_id,
+            expected_versions=versions_matching(IF_MATCH.value(request)),
         )
     return _task_response(task)
 
 
 @router.delete(
     "/{task_id}",
+    openapi_extra=documented(IF_MATCH),
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problem_responses(400, 404, 412),
 )
-async def delete_task(request: Request, user_id: UserId, task_id: TaskId, if_match: IfMatch = None) -> Response:
+async def delete_task(request: Request, user_id: UserId, task_id: TaskId) -> Response:
     """Delete a task."""
     async with database_of(request).connect() as connection:
         await task_service.delete_task(
-            connection=connection, user_id=user_id, task_id=task_id, expected_versions=versions_matching(if_match)
+            connection=connection,
+            user_id=user_id,
+            task_id=task_id,
+            expected_versions=versions_matching(IF_MATCH.value(request)),
         )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
