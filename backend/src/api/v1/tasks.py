@@ -7,10 +7,10 @@ from datetime import timedelta
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
 
 from src.api.conditional import IF_MATCH, IF_NONE_MATCH, etag_of, none_match, versions_matching
-from src.api.deps import database_of, require_json_body, settings_of
+from src.api.deps import JsonBodyRoute, database_of, settings_of
 from src.api.headers import DocumentedHeader, documented
 from src.api.json import json_response
 from src.api.problems import problem_responses
@@ -33,6 +33,7 @@ router = APIRouter(
     prefix=f"{PREFIX}/users/{{user_id}}/tasks",
     tags=["tasks"],
     responses=problem_responses(401, 403, 413, 422, 500, 503),
+    route_class=JsonBodyRoute,
 )
 
 UserId = Annotated[
@@ -58,7 +59,6 @@ IDEMPOTENCY_KEY = DocumentedHeader(
         "type": "string",
     },
 )
-JSON_BODY = Depends(require_json_body)
 ETAG_HEADER = {"ETag": {"description": "The task's version as a strong entity tag.", "schema": {"type": "string"}}}
 TOGGLE_RESPONSES: dict[int | str, dict[str, Any]] = {200: {"headers": ETAG_HEADER}, **problem_responses(400, 404, 412)}
 WRITE_RESPONSES: dict[int | str, dict[str, Any]] = {**TOGGLE_RESPONSES, **problem_responses(415)}
@@ -78,7 +78,6 @@ def _task_response(task: TaskRecord, status_code: int = status.HTTP_200_OK) -> R
     "",
     status_code=status.HTTP_201_CREATED,
     openapi_extra=documented(IDEMPOTENCY_KEY),
-    dependencies=[JSON_BODY],
     response_model=TaskPublic,
     responses={
         **problem_responses(400, 409, 415),
@@ -180,7 +179,6 @@ async def get_task(request: Request, user_id: UserId, task_id: TaskId) -> Respon
 @router.put(
     "/{task_id}",
     response_model=TaskPublic,
-    dependencies=[JSON_BODY],
     responses=WRITE_RESPONSES,
     openapi_extra=documented(IF_MATCH),
 )
@@ -200,7 +198,6 @@ async def replace_task(request: Request, user_id: UserId, task_id: TaskId, data:
 @router.patch(
     "/{task_id}",
     response_model=TaskPublic,
-    dependencies=[JSON_BODY],
     responses=WRITE_RESPONSES,
     openapi_extra=documented(IF_MATCH),
 )
