@@ -11,7 +11,7 @@ import asyncio
 import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager, suppress
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager, suppress
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -22,7 +22,7 @@ from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 from sqlalchemy import Executable, event, inspect, text
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -152,9 +152,11 @@ class _DriverConnection(Connection):
         sql, values = _driver_sql(statement, self._dialect, params)
         for observer in self._observers:
             observer(sql, values)
-        with _as_sqlalchemy_error(self._dialect, sql, self):
+        try:
             cursor = self.driver.cursor(row_factory=dict_row)
             await cursor.execute(sql, values)
+        except psycopg.Error as error:
+            raise _as_sqlalchemy_error(error, self._dialect, sql, lost=self.lost) from error
         return cursor
 
     async def fetch(self, statement: Executable, params: dict[str, Any]) -> list[dict[str, Any]]:
@@ -169,12 +171,16 @@ class _DriverConnection(Connection):
         self.in_transaction = True
 
     async def commit(self) -> None:
-        with _as_sqlalchemy_error(self._dialect, "COMMIT", self):
+        try:
             await self.driver.commit()
+        except psycopg.Error as error:
+            raise _as_sqlalchemy_error(error, self._dialect, "COMMIT", lost=self.lost) from error
 
     async def rollback(self) -> None:
-        with _as_sqlalchemy_error(self._dialect, "ROLLBACK", self):
+        try:
             await self.driver.rollback()
+        except psycopg.Error as error:
+            raise _as_sqlalchemy_error(error, self._dialect, "ROLLBACK", lost=self.lost) from error
 
     async def release(self) -> None:
         """Leaves the connection as the pool lent it: idle, in autocommit mode."""
@@ -215,22 +221,12 @@ class _CoreConnection(Connection):
 StatementObserver = Callable[[str, Any], None]
 
 
-@contextmanager
-def _as_sqlalchemy_error(dialect: Dialect, sql: str | None, connection: _DriverConnection | None) -> Iterator[None]:
-    """Driver errors raised as SQLAlchemy raises them, so the service and the problem handlers see one
-    family of errors whichever way a statement ran (IntegrityError, OperationalError -> 503, ...)."""
-    try:
-        yield
-    except psycopg.Error as error:
-        raise DBAPIError.instance(
-            sql,
-            None,
-            error,
-            psycopg.Error,
-            hide_parameters=True,
-            connection_invalidated=connection is not None and connection.lost,
-            dialect=dialect,
-        ) from error
+def _as_sqlalchemy_error(error: psycopg.Error, dialect: Dialect, sql: str | None, *, lost: bool) -> StatementError:
+    """A driver error as SQLAlchemy raises it, so the service and the problem handlers see one family of
+    errors whichever way a statement ran (IntegrityError, OperationalError -> 503, ...)."""
+    return DBAPIError.instance(
+        sql, None, error, psycopg.Error, hide_parameters=True, connection_invalidated=lost, dialect=dialect
+    )
 
 
 _COMPILED: dict[Executable, SQLCompiler] = {}
@@ -272,23 +268,22 @@ class Database:
         self._direct = self.engine.dialect.name == "postgresql"
         self._observers: list[StatementObserver] = []
 
-    @asynccontextmanager
-    async def connect(self) -> AsyncIterator[Connection]:
+    def connect(self) -> AbstractAsyncContextManager[Connection]:
         """A connection for one unit of work; anything left uncommitted is rolled back on return."""
-        async with self._slots:
-            if not self._direct:
-                async with self.engine.connect() as core:
-                    yield _CoreConnection(core)
-                return
-            with _as_sqlalchemy_error(self.engine.dialect, None, None):
-                pooled = await self.engine.raw_connection()
-            connection = _DriverConnection(
-                cast(psycopg.AsyncConnection[Any], pooled.driver_connection), self.engine.dialect, self._observers
-            )
-            try:
-                yield connection
-            finally:
-                await self._give_back(pooled, connection)
+        return _Lease(self) if self._direct else self._core_connection()
+
+    @asynccontextmanager
+    async def _core_connection(self) -> AsyncIterator[Connection]:
+        async with self._slots, self.engine.connect() as core:
+            yield _CoreConnection(core)
+
+    async def _borrow(self) -> tuple[PoolProxiedConnection, _DriverConnection]:
+        try:
+            pooled = await self.engine.raw_connection()
+        except psycopg.Error as error:
+            raise _as_sqlalchemy_error(error, self.engine.dialect, None, lost=False) from error
+        driver = cast(psycopg.AsyncConnection[Any], pooled.driver_connection)
+        return pooled, _DriverConnection(driver, self.engine.dialect, self._observers)
 
     async def _give_back(self, pooled: PoolProxiedConnection, connection: _DriverConnection) -> None:
         # The pool does not reset connections on return (`pool_reset_on_return=None`): release() does, and
@@ -322,6 +317,31 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+class _Lease:
+    """`async with database.connect()` on PostgreSQL: a class rather than an @asynccontextmanager, which
+    costs a generator and its frames on every request."""
+
+    __slots__ = ("_connection", "_database", "_pooled")
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    async def __aenter__(self) -> Connection:
+        await self._database._slots.acquire()
+        try:
+            self._pooled, self._connection = await self._database._borrow()
+        except BaseException:
+            self._database._slots.release()
+            raise
+        return self._connection
+
+    async def __aexit__(self, *_exc_info: object) -> None:
+        try:
+            await self._database._give_back(self._pooled, self._connection)
+        finally:
+            self._database._slots.release()
 
 
 def head_revision() -> str:
