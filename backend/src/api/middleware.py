@@ -7,7 +7,7 @@ import secrets
 import time
 from typing import Any
 
-from starlette.datastructures import Headers, MutableHeaders
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -18,12 +18,20 @@ from src.core.logging import request_events_var, request_id_var
 from src.core.metrics import observe_request
 from src.core.security import TokenVerifier
 
-REQUEST_ID_HEADER = "X-Request-ID"
 _LENGTH_FRAMED = frozenset({"1.0", "1.1"})
 _MAX_REQUEST_ID_LENGTH = 128
 
 access_logger = logging.getLogger("src.access")
 error_logger = logging.getLogger("src.errors")
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    """A request header's first value, read straight from the ASGI scope (which gives names in lower
+    case): every request passes through these middlewares, and a `Headers` object costs more."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")  # type: ignore[no-any-return]
+    return None
 
 
 def _accepted_request_id(value: str | None) -> str | None:
@@ -47,7 +55,8 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = _accepted_request_id(Headers(scope=scope).get(REQUEST_ID_HEADER)) or secrets.token_hex(16)
+        request_id = _accepted_request_id(_header(scope, b"x-request-id")) or secrets.token_hex(16)
+        request_id_header = (b"x-request-id", request_id.encode())
         token = request_id_var.set(request_id)
         events: dict[str, Any] = {}
         events_token = request_events_var.set(events)
@@ -60,7 +69,7 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 response_started = True
                 status = message["status"]
-                MutableHeaders(scope=message).append(REQUEST_ID_HEADER, request_id)
+                message["headers"] = [*message.get("headers", ()), request_id_header]
             await send(message)
 
         try:
@@ -121,12 +130,11 @@ class BodySizeLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = Headers(scope=scope)
-        declared = headers.get("content-length")
+        declared = _header(scope, b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             await _send_problem(send, 413, title="Content Too Large", detail=self._detail)
             return
-        if scope.get("http_version") in _LENGTH_FRAMED and "transfer-encoding" not in headers:
+        if scope.get("http_version") in _LENGTH_FRAMED and _header(scope, b"transfer-encoding") is None:
             # HTTP/1 without chunked encoding: the server reads exactly Content-Length bytes (none when it
             # is absent), so the declared length checked above is all the body there can be.
             await self.app(scope, receive, send)
@@ -174,7 +182,7 @@ class AuthenticationMiddleware:
 
     @staticmethod
     async def _subject(scope: Scope) -> str:
-        scheme, _, token = (Headers(scope=scope).get("authorization") or "").partition(" ")
+        scheme, _, token = (_header(scope, b"authorization") or "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise MissingCredentialsError("a bearer token is required")
         verifier: TokenVerifier = scope["app"].state.token_verifier
