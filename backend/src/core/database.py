@@ -153,7 +153,8 @@ class _DriverConnection(Connection):
         for observer in self._observers:
             observer(sql, values)
         try:
-            cursor = self.driver.cursor(row_factory=dict_row)
+            # Binary parameters and rows: UUIDs, times and integers skip formatting and parsing text.
+            cursor = self.driver.cursor(row_factory=dict_row, binary=True)
             await cursor.execute(sql, values)
         except psycopg.Error as error:
             raise _as_sqlalchemy_error(error, self._dialect, sql, lost=self.lost) from error
