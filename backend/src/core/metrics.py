@@ -34,6 +34,17 @@ POOL_IDLE = Gauge(
 )
 TASK_OPERATIONS = Counter("tasks_api_task_operations_total", "Task writes that were committed.", ["operation"])
 
+
+def count_task_operation(operation: str) -> None:
+    """Counts a committed write (`create`, `update`, ...)."""
+    _task_operation_series(operation).inc()
+
+
+@cache
+def _task_operation_series(operation: str) -> Any:
+    return TASK_OPERATIONS.labels(operation)
+
+
 METRICS_MEDIA_TYPE = CONTENT_TYPE_LATEST
 
 

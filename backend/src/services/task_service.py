@@ -38,7 +38,7 @@ from uuid_utils.compat import uuid7
 from src.core.database import Connection
 from src.core.errors import NotFoundError, PreconditionFailedError
 from src.core.logging import record_event
-from src.core.metrics import TASK_OPERATIONS
+from src.core.metrics import count_task_operation
 from src.models.task import (
     Task,
     TaskCreate,
@@ -86,7 +86,10 @@ _AT_VERSION: ColumnElement[bool] = tasks.c.version.in_(bindparam("versions", exp
 _GET = select(tasks).where(_OWNED)
 _VERSION_OF = select(tasks.c.version).where(_OWNED)
 # In INSERT and UPDATE statements a bound parameter may not share a column's name: hence `new_<column>`.
-_INSERT = insert(tasks).values({column.name: bindparam(f"new_{column.name}", type_=column.type) for column in tasks.c})
+_INSERT_PARAMETERS = {column.name: f"new_{column.name}" for column in tasks.c}
+_INSERT = insert(tasks).values(
+    {name: bindparam(parameter, type_=tasks.c[name].type) for name, parameter in _INSERT_PARAMETERS.items()}
+)
 
 
 @cache
@@ -197,12 +200,12 @@ async def create_task(
         else:
             return _created(task)
     await connection.rollback()
-    TASK_OPERATIONS.labels("create_replayed").inc()
+    count_task_operation("create_replayed")
     return CreatedTask(task=idempotency.replay(earlier, request_fingerprint), replayed=True)
 
 
 def _created(task: TaskRecord) -> CreatedTask:
-    TASK_OPERATIONS.labels("create").inc()
+    count_task_operation("create")
     record_event("task created", task_id=str(task["id"]))
     return CreatedTask(task=task, replayed=False)
 
@@ -220,7 +223,7 @@ async def _insert_task(*, connection: Connection, user_id: str, data: TaskCreate
         updated_at=now,
         version=1,
     )
-    await connection.execute(_INSERT, {f"new_{name}": value for name, value in task.items()})
+    await connection.execute(_INSERT, {_INSERT_PARAMETERS[name]: value for name, value in task.items()})
     return task
 
 
@@ -271,7 +274,7 @@ async def replace_task(
     statement = _update_statement(frozenset({"title", "description"}), data.completed, expected_versions is not None)
     values = {"new_title": data.title, "new_description": data.description}
     task = await _apply_update(connection, statement, user_id, task_id, values, expected_versions)
-    TASK_OPERATIONS.labels("replace").inc()
+    count_task_operation("replace")
     record_event("task replaced", task_id=str(task_id))
     return task
 
@@ -294,7 +297,7 @@ async def patch_task(
     statement = _update_statement(frozenset(fields), completed, expected_versions is not None)
     values = {f"new_{name}": value for name, value in fields.items()}
     task = await _apply_update(connection, statement, user_id, task_id, values, expected_versions)
-    TASK_OPERATIONS.labels("update").inc()
+    count_task_operation("update")
     changed = sorted([*fields, *(["completed"] if completed is not None else [])])
     record_event("task updated", task_id=str(task_id), fields=changed)
     return task
@@ -305,7 +308,7 @@ async def toggle_completion(
 ) -> TaskRecord:
     statement = _toggle_statement(expected_versions is not None)
     task = await _apply_update(connection, statement, user_id, task_id, {}, expected_versions)
-    TASK_OPERATIONS.labels("toggle").inc()
+    count_task_operation("toggle")
     record_event("task toggled", task_id=str(task_id), completed=task["completed"])
     return task
 
@@ -317,7 +320,7 @@ async def delete_task(
     if await connection.execute(_delete_statement(expected_versions is not None), params) == 0:
         raise await _why_unchanged(connection=connection, user_id=user_id, task_id=task_id)
     await connection.commit()
-    TASK_OPERATIONS.labels("delete").inc()
+    count_task_operation("delete")
     record_event("task deleted", task_id=str(task_id))
 
 

@@ -70,8 +70,8 @@ def checked_idempotency_key(key: str | None) -> str | None:
     return key
 
 
-def _task_response(task: TaskRecord, status_code: int = status.HTTP_200_OK) -> Response:
-    return json_response(task, status_code=status_code, headers={"ETag": etag_of(task["version"])})
+def _task_response(task: TaskRecord, status_code: int = status.HTTP_200_OK, **headers: str) -> Response:
+    return json_response(task, status_code=status_code, headers={"ETag": etag_of(task["version"]), **headers})
 
 
 @router.post(
@@ -107,9 +107,8 @@ async def create_task(
             idempotency_key=key,
             idempotency_retention=timedelta(seconds=settings_of(request).idempotency_retention_seconds),
         )
-    response = _task_response(created.task, status.HTTP_201_CREATED)
-    response.headers["Location"] = _task_location(request, user_id, created.task["id"])
-    return response
+    location = _task_location(request, user_id, created.task["id"])
+    return _task_response(created.task, status.HTTP_201_CREATED, Location=location)
 
 
 def _task_location(request: Request, user_id: str, task_id: uuid.UUID | str) -> str:
