@@ -16,6 +16,7 @@ from src.api.headers import DocumentedHeader
 _ENTITY_TAG = re.compile(r'[ \t]*(W/)?"([\x21\x23-\x7e]*)"[ \t]*(?:,|$)')
 _MAX_HEADER_LENGTH = 2048
 _MAX_VERSION_DIGITS = 10
+_MAX_VERSION = 2**31 - 1
 
 IF_MATCH = DocumentedHeader(
     "If-Match",
@@ -51,7 +52,8 @@ def _entity_tags(header: str, name: str) -> list[tuple[bool, str]] | None:
 
 
 def _version_in(opaque: str) -> int | None:
-    if opaque.isdigit() and len(opaque) <= _MAX_VERSION_DIGITS:
+    """The version a tag names; None for a tag no task can have (versions are 32-bit integers)."""
+    if opaque.isdigit() and len(opaque) <= _MAX_VERSION_DIGITS and int(opaque) <= _MAX_VERSION:
         return int(opaque)
     return None
 

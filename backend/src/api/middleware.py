@@ -134,7 +134,11 @@ class BodySizeLimitMiddleware:
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             await _send_problem(send, 413, title="Content Too Large", detail=self._detail)
             return
-        if scope.get("http_version") in _LENGTH_FRAMED and _header(scope, b"transfer-encoding") is None:
+        if (
+            scope.get("http_version") in _LENGTH_FRAMED
+            and (declared is None or declared.isdigit())
+            and _header(scope, b"transfer-encoding") is None
+        ):
             # HTTP/1 without chunked encoding: the server reads exactly Content-Length bytes (none when it
             # is absent), so the declared length checked above is all the body there can be.
             await self.app(scope, receive, send)

@@ -12,7 +12,8 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager, suppress
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, tzinfo
+from functools import cache
 from typing import Any, cast
 
 import psycopg
@@ -161,7 +162,7 @@ class _DriverConnection(Connection):
         return cursor
 
     async def fetch(self, statement: Executable, params: dict[str, Any]) -> list[dict[str, Any]]:
-        return _in_utc(await (await self._run(statement, params)).fetchall())
+        return _in_utc(await (await self._run(statement, params)).fetchall(), self.driver.info.timezone)
 
     async def execute(self, statement: Executable, params: dict[str, Any]) -> int:
         return (await self._run(statement, params)).rowcount
@@ -176,21 +177,32 @@ class _DriverConnection(Connection):
             await self.driver.commit()
         except psycopg.Error as error:
             raise _as_sqlalchemy_error(error, self._dialect, "COMMIT", lost=self.lost) from error
+        await self._autocommit_again()
 
     async def rollback(self) -> None:
         try:
             await self.driver.rollback()
         except psycopg.Error as error:
             raise _as_sqlalchemy_error(error, self._dialect, "ROLLBACK", lost=self.lost) from error
+        await self._autocommit_again()
+
+    async def _autocommit_again(self) -> None:
+        if self.in_transaction:
+            await self.driver.set_autocommit(True)
+            await self.driver.set_isolation_level(None)
+            self.in_transaction = False
 
     async def release(self) -> None:
         """Leaves the connection as the pool lent it: idle, in autocommit mode."""
         if self.driver.info.transaction_status != TransactionStatus.IDLE:
             await self.driver.rollback()
-        if self.in_transaction:
-            await self.driver.set_autocommit(True)
-            await self.driver.set_isolation_level(None)
-            self.in_transaction = False
+        await self._autocommit_again()
+
+    @property
+    def reusable(self) -> bool:
+        return (
+            not self.lost and self.driver.autocommit and self.driver.info.transaction_status == TransactionStatus.IDLE
+        )
 
 
 class _CoreConnection(Connection):
@@ -245,10 +257,16 @@ def _driver_sql(statement: Executable, dialect: Dialect, params: dict[str, Any])
     return compiled.string, values
 
 
-def _in_utc(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    # psycopg gives times in the session's time zone; the API speaks UTC. One connection has one zone,
-    # so the first row tells whether any conversion is needed at all.
-    if rows and any(isinstance(value, datetime) and value.utcoffset() for value in rows[0].values()):
+@cache
+def _always_utc(zone: tzinfo) -> bool:
+    """Whether a session time zone is UTC all year round (in winter and in summer)."""
+    year = datetime.now(UTC).year
+    return all(datetime(year, month, 1, tzinfo=zone).utcoffset() == timedelta(0) for month in (1, 7))
+
+
+def _in_utc(rows: list[dict[str, Any]], zone: tzinfo) -> list[dict[str, Any]]:
+    # psycopg gives times in the session's time zone; the API speaks UTC.
+    if rows and not _always_utc(zone):
         for row in rows:
             for name, value in row.items():
                 if isinstance(value, datetime):
@@ -288,18 +306,22 @@ class Database:
 
     async def _give_back(self, pooled: PoolProxiedConnection, connection: _DriverConnection) -> None:
         # The pool does not reset connections on return (`pool_reset_on_return=None`): release() does, and
-        # only when there is something to undo, which spares a rollback call on every request.
-        if not connection.lost:
-            with suppress(psycopg.Error):  # a connection that cannot be reset is not lent again: see below
-                await connection.release()
-        if connection.lost:
-            # As SQLAlchemy does on a disconnect: the pool replaces every connection opened before this
-            # one (the same restart broke them too) instead of letting each fail a request first.
-            await greenlet_spawn(self.engine.sync_engine.pool._invalidate, pooled)
-        elif connection.driver.info.transaction_status != TransactionStatus.IDLE:
-            await greenlet_spawn(pooled.invalidate)
-        else:
-            await greenlet_spawn(pooled.close)
+        # only when there is something to undo, which spares a rollback call on every request. Whatever
+        # happens meanwhile (even a cancellation), the connection is either back in the pool, reset, or
+        # invalidated.
+        try:
+            if not connection.lost:
+                with suppress(psycopg.Error):  # a connection that cannot be reset is not lent again: see below
+                    await connection.release()
+        finally:
+            if connection.reusable:
+                await greenlet_spawn(pooled.close)
+            elif connection.lost:
+                # As SQLAlchemy does on a disconnect: the pool replaces every connection opened before this
+                # one (the same restart broke them too) instead of letting each fail a request first.
+                await greenlet_spawn(self.engine.sync_engine.pool._invalidate, pooled)
+            else:
+                await greenlet_spawn(pooled.invalidate)
 
     @contextmanager
     def statements_observed(self, observer: StatementObserver) -> Iterator[None]:

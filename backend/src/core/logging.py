@@ -65,17 +65,17 @@ class JsonFormatter(logging.Formatter):
 
     Every request writes a line, so the time's date-and-seconds part is made once per second."""
 
-    _second = -1
-    _second_text = ""
+    _second: tuple[int, str] = (-1, "")  # one tuple, so a record from another thread sees a matching pair
 
     def format(self, record: logging.LogRecord) -> str:
         created = record.created
-        second = int(created)
-        if second != self._second:
-            self._second_text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-            self._second = second
+        second, second_text = self._second
+        if int(created) != second:
+            second = int(created)
+            second_text = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+            self._second = (second, second_text)
         entry: dict[str, Any] = {
-            "time": f"{self._second_text}.{int((created - second) * 1000):03d}+00:00",
+            "time": f"{second_text}.{int((created - second) * 1000):03d}+00:00",
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),

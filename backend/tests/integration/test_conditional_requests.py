@@ -57,16 +57,25 @@ def test_if_none_match_that_does_not_match_is_200(client: TestClient, alice: Use
     assert response.json()["version"] == 1
 
 
+# A stale version, and versions no task can have (past the 32-bit version column).
+@pytest.mark.parametrize("if_match", ['"1"', '"9999999999"', '"2147483648"', '"1", "9999999999"'])
 @pytest.mark.parametrize(("method", "suffix", "body"), WRITES)
 def test_stale_if_match_is_412_and_changes_nothing(
-    client: TestClient, alice: User, create_task: CreateTask, db: Engine, method: str, suffix: str, body: Any
+    if_match: str,
+    method: str,
+    suffix: str,
+    body: Any,
+    client: TestClient,
+    alice: User,
+    create_task: CreateTask,
+    db: Engine,
 ) -> None:
     task = create_task(alice)
     url = alice.task_url(task["id"])
     client.patch(url, json={"description": "moved on"}, headers=alice.headers)
     before = stored_task(db, task["id"])
 
-    response = client.request(method, url + suffix, json=body, headers={**alice.headers, "If-Match": '"1"'})
+    response = client.request(method, url + suffix, json=body, headers={**alice.headers, "If-Match": if_match})
 
     assert response.status_code == 412
     assert response.headers["content-type"] == "application/problem+json"

@@ -13,9 +13,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, insert
 
+from src.core.database import Database
+from src.main import create_app
 from src.models import Task
 from src.models.task import TaskPage
-from tests.conftest import User, make_token
+from tests.conftest import User, make_token, settings_for
 
 SORTS = ["-created_at", "created_at", "-updated_at", "updated_at", "title", "-title"]
 STATUSES = ["all", "pending", "completed"]
@@ -218,3 +220,36 @@ def test_another_users_cursor_is_422(client: TestClient, seeded_user: User, alic
     response = client.get(alice.tasks_url, params={"cursor": cursor}, headers=alice.headers)
 
     assert response.status_code == 422
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_times_are_utc_whatever_the_session_time_zone(database_url: str, db: Engine) -> None:
+    """A server whose time zone is UTC in winter only (London) still gives every time in UTC."""
+    user = User(id=f"zoned-{uuid.uuid4().hex[:8]}", token="")
+    user = User(id=user.id, token=make_token(user.id))
+    instants = [datetime(2026, 1, 15, 12, 0, tzinfo=UTC), datetime(2026, 7, 15, 12, 0, tzinfo=UTC)]
+    with db.begin() as connection:
+        for instant in instants:
+            connection.execute(
+                insert(Task.__table__),  # type: ignore[attr-defined]
+                {
+                    "id": uuid.uuid4(),
+                    "user_id": user.id,
+                    "title": instant.isoformat(),
+                    "completed": False,
+                    "created_at": instant,
+                    "updated_at": instant,
+                    "version": 1,
+                },
+            )
+    with TestClient(create_app(settings_for(database_url, db_pool_size=1))) as client:
+        database: Database = client.app.state.database  # type: ignore[attr-defined]
+
+        async def use_london_time() -> None:
+            async with database.connect() as connection:
+                await connection.driver.execute("SET TIME ZONE 'Europe/London'")  # type: ignore[attr-defined]
+
+        client.portal.call(use_london_time)  # type: ignore[union-attr]
+        page = client.get(user.tasks_url, params={"sort": "created_at"}, headers=user.headers).json()
+
+    assert [item["created_at"] for item in page["items"]] == ["2026-01-15T12:00:00Z", "2026-07-15T12:00:00Z"]
