@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from fastapi import HTTPException
+from fastapi import HTTPException, Request
 
 from src.api.headers import DocumentedHeader
 
@@ -58,8 +58,9 @@ def _version_in(opaque: str) -> int | None:
     return None
 
 
-def versions_matching(if_match: str | None) -> frozenset[int] | None:
-    """The versions a write may apply to, or None when any version will do (no header, or `*`)."""
+def expected_versions(request: Request) -> frozenset[int] | None:
+    """The versions a write may apply to, from its If-Match; None when any will do (no header, or `*`)."""
+    if_match = IF_MATCH.value(request)
     if if_match is None:
         return None
     tags = _entity_tags(if_match, "If-Match")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager, suppress
 from datetime import UTC, datetime, timedelta, tzinfo
 from functools import cache
@@ -162,7 +162,10 @@ class _DriverConnection(Connection):
         return cursor
 
     async def fetch(self, statement: Executable, params: dict[str, Any]) -> list[dict[str, Any]]:
-        return _in_utc(await (await self._run(statement, params)).fetchall(), self.driver.info.timezone)
+        rows = await (await self._run(statement, params)).fetchall()
+        if rows and not _always_utc(self.driver.info.timezone):
+            _to_utc(rows)  # psycopg gives times in the session's time zone; the API speaks UTC
+        return rows
 
     async def execute(self, statement: Executable, params: dict[str, Any]) -> int:
         return (await self._run(statement, params)).rowcount
@@ -173,17 +176,16 @@ class _DriverConnection(Connection):
         self.in_transaction = True
 
     async def commit(self) -> None:
-        try:
-            await self.driver.commit()
-        except psycopg.Error as error:
-            raise _as_sqlalchemy_error(error, self._dialect, "COMMIT", lost=self.lost) from error
-        await self._autocommit_again()
+        await self._end_transaction(self.driver.commit, "COMMIT")
 
     async def rollback(self) -> None:
+        await self._end_transaction(self.driver.rollback, "ROLLBACK")
+
+    async def _end_transaction(self, end: Callable[[], Awaitable[None]], sql: str) -> None:
         try:
-            await self.driver.rollback()
+            await end()
         except psycopg.Error as error:
-            raise _as_sqlalchemy_error(error, self._dialect, "ROLLBACK", lost=self.lost) from error
+            raise _as_sqlalchemy_error(error, self._dialect, sql, lost=self.lost) from error
         await self._autocommit_again()
 
     async def _autocommit_again(self) -> None:
@@ -264,14 +266,11 @@ def _always_utc(zone: tzinfo) -> bool:
     return all(datetime(year, month, 1, tzinfo=zone).utcoffset() == timedelta(0) for month in (1, 7))
 
 
-def _in_utc(rows: list[dict[str, Any]], zone: tzinfo) -> list[dict[str, Any]]:
-    # psycopg gives times in the session's time zone; the API speaks UTC.
-    if rows and not _always_utc(zone):
-        for row in rows:
-            for name, value in row.items():
-                if isinstance(value, datetime):
-                    row[name] = value.astimezone(UTC)
-    return rows
+def _to_utc(rows: list[dict[str, Any]]) -> None:
+    for row in rows:
+        for name, value in row.items():
+            if isinstance(value, datetime):
+                row[name] = value.astimezone(UTC)
 
 
 class Database:

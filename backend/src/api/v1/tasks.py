@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
 
-from src.api.conditional import IF_MATCH, IF_NONE_MATCH, etag_of, none_match, versions_matching
+from src.api.conditional import IF_MATCH, IF_NONE_MATCH, etag_of, expected_versions, none_match
 from src.api.deps import JsonBodyRoute, database_of, settings_of
 from src.api.headers import DocumentedHeader, documented
 from src.api.json import json_response
@@ -112,16 +112,10 @@ async def create_task(
 
 
 def _task_location(request: Request, user_id: str, task_id: uuid.UUID | str) -> str:
-    """The task's URL, percent-encoded so that a user id with `?`, `#` or `%` still leads back to it.
-    The path template is looked up once per app: Starlette's `url_path_for` tries every route."""
-    state = request.app.state
-    template: str | None = getattr(state, "task_path_template", None)
-    if template is None:
-        template = state.task_path_template = request.app.url_path_for(
-            "get_task", user_id="{user_id}", task_id="{task_id}"
-        )
+    """The task's URL (get_task's path: the collection's, then the id), percent-encoded so that a user id
+    with `?`, `#` or `%` still leads back to it."""
     root_path: str = request.scope.get("root_path", "")
-    return root_path + template.format(user_id=quote(user_id, safe=""), task_id=task_id)
+    return f"{root_path}{router.prefix.format(user_id=quote(user_id, safe=''))}/{task_id}"
 
 
 @router.get("", response_model=TaskPage)
@@ -189,7 +183,7 @@ async def replace_task(request: Request, user_id: UserId, task_id: TaskId, data:
             user_id=user_id,
             task_id=task_id,
             data=data,
-            expected_versions=versions_matching(IF_MATCH.value(request)),
+            expected_versions=expected_versions(request),
         )
     return _task_response(task)
 
@@ -208,7 +202,7 @@ async def patch_task(request: Request, user_id: UserId, task_id: TaskId, data: T
             user_id=user_id,
             task_id=task_id,
             data=data,
-            expected_versions=versions_matching(IF_MATCH.value(request)),
+            expected_versions=expected_versions(request),
         )
     return _task_response(task)
 
@@ -223,7 +217,7 @@ async def toggle_completion(request: Request, user_id: UserId, task_id: TaskId) 
             connection=connection,
             user_id=user_id,
             task_id=task_id,
-            expected_versions=versions_matching(IF_MATCH.value(request)),
+            expected_versions=expected_versions(request),
         )
     return _task_response(task)
 
@@ -241,6 +235,6 @@ async def delete_task(request: Request, user_id: UserId, task_id: TaskId) -> Res
             connection=connection,
             user_id=user_id,
             task_id=task_id,
-            expected_versions=versions_matching(IF_MATCH.value(request)),
+            expected_versions=expected_versions(request),
         )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
