@@ -65,9 +65,10 @@ migrate: $(VENV)/.runtime
 check-migrations: $(VENV)/.dev
 	cd backend && $(BIN)/alembic upgrade head && $(BIN)/alembic check
 
-## lint: ruff, the formatter's check and mypy
+## lint: ruff, the formatter's check, mypy, and deptry (every runtime import pinned in requirements.txt, no unused pin)
 lint: $(VENV)/.dev $(VENV)/.bench
-	cd backend && $(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy src alembic tests bench
+	cd backend && $(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy src alembic tests bench \
+		&& $(BIN)/deptry src alembic
 
 format: $(VENV)/.dev
 	cd backend && $(BIN)/ruff check --fix . && $(BIN)/ruff format .

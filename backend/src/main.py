@@ -14,11 +14,12 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 
-from src.api import health, metrics, v1
+from src.api import health, metrics
+from src.api.access import GuardedRoute, check_every_route_is_guarded, guard_new_routes
 from src.api.middleware import (
     AuthenticationMiddleware,
     BodySizeLimitMiddleware,
-    DocsContentSecurityPolicy,
+    HtmlContentSecurityPolicy,
     RequestContextMiddleware,
 )
 from src.api.openapi import finish_openapi
@@ -35,14 +36,14 @@ from src.services.idempotency import purge_periodically
 
 logger = logging.getLogger(__name__)
 
-USERS_PREFIX = f"{v1.PREFIX}/users/"
 CORS_REQUEST_HEADERS = ["Authorization", "Content-Type", "If-Match", "If-None-Match", "Idempotency-Key", "X-Request-ID"]
 CORS_EXPOSED_HEADERS = ["ETag", "Location", "X-Request-ID", "Retry-After"]
 API_DESCRIPTION = """
 Create, list, update, complete and delete each user's tasks.
 
-Every `/api/v1/users/{user_id}/...` route needs `Authorization: Bearer <JWT>` whose `sub` is the
-`user_id` in the path. Errors are RFC 9457 `application/problem+json` documents.
+Every route but the health probes and these docs needs `Authorization: Bearer <JWT>`, and a route under
+`/api/v1/users/{user_id}` only answers a token whose `sub` is that `user_id`. Errors are RFC 9457
+`application/problem+json` documents.
 """
 
 
@@ -55,29 +56,32 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=API_DESCRIPTION,
         lifespan=_lifespan(settings),
         redirect_slashes=False,
+        # The task routes are the app's first routes, matched once per request. Through include_router,
+        # FastAPI 0.165 matches an included router's routes twice (to choose the router, then within it)
+        # and only after its docs routes: 117 k more instructions per get, a tenth of the request
+        # (docs/design.md). `routes` is FastAPI's public, if discouraged, way to give the app its routes.
+        routes=list(tasks.router.routes),
         openapi_tags=[
             {"name": "tasks", "description": "Each user's own tasks."},
             {"name": "health", "description": "Probes for process managers and load balancers."},
         ],
     )
     app.state.settings = settings
+    # Besides the task routes, the framework has made the OpenAPI document and the docs: those are public.
+    # Every route from here on is private unless declared public (src/api/access.py).
+    guard_new_routes(app, public=[route for route in app.routes if not isinstance(route, GuardedRoute)])
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = finish_openapi(FastAPI.openapi(app), secured_prefix=USERS_PREFIX)
+            app.openapi_schema = finish_openapi(FastAPI.openapi(app))
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
     install_problem_handlers(app)
-    # The task routes go first, straight into the app's own list rather than through include_router:
-    # FastAPI matches an included router twice per request (to choose it, then inside it) and tries its
-    # docs routes before it, which was most of its routing cost on the busy path. (Routes added this way
-    # do not see app.dependency_overrides; the task routes declare no dependencies.)
-    app.router.routes[:0] = tasks.router.routes
     app.include_router(health.router)
-    app.state.route_index = RouteIndex([tasks.router, health.router])
     if settings.metrics_enabled:
         app.include_router(metrics.router)
+    app.state.route_index = RouteIndex(app)
     _install_middleware(app, settings)
     return app
 
@@ -87,6 +91,7 @@ def _lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextMan
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        check_every_route_is_guarded(app)
         async with AsyncExitStack() as stack:
             database = Database(settings)
             stack.push_async_callback(database.dispose)
@@ -117,9 +122,9 @@ async def _stop(task: asyncio.Task[None]) -> None:
 
 
 def _install_middleware(app: FastAPI, settings: Settings) -> None:
-    """The last added runs first: CORS, request context, body size, docs policy, authentication."""
-    app.add_middleware(AuthenticationMiddleware, collection_prefix=USERS_PREFIX)
-    app.add_middleware(DocsContentSecurityPolicy, paths=("/docs", "/redoc"))
+    """The last added runs first: CORS, request context, body size, page policy, authentication."""
+    app.add_middleware(AuthenticationMiddleware)
+    app.add_middleware(HtmlContentSecurityPolicy)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_body_bytes)
     app.add_middleware(
         RequestContextMiddleware, route_index=app.state.route_index, record_metrics=settings.metrics_enabled

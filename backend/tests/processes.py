@@ -42,6 +42,8 @@ class ServiceProcess:
 
 UVICORN = ("-m", "uvicorn", "src.main:create_app", "--factory", "--no-access-log", "--host", "127.0.0.1", "--port")
 SERVE = ("-m", "src.cli", "serve", "--host", "127.0.0.1", "--port")
+# The service mounted under a prefix in another ASGI app (tests/mounted_app.py).
+MOUNTED = ("-m", "uvicorn", "tests.mounted_app:create_parent_app", *UVICORN[3:])
 
 
 @contextlib.contextmanager
@@ -51,6 +53,7 @@ def running_service(
     extra_args: tuple[str, ...] = (),
     env: dict[str, str] | None = None,
     launcher: tuple[str, ...] = UVICORN,
+    health_path: str = "/healthz",
 ) -> Iterator[ServiceProcess]:
     """The service on a free loopback port, as an operator runs it: plain uvicorn, or `make serve`'s CLI."""
     port = free_port()
@@ -74,7 +77,7 @@ def running_service(
         )
     service = ServiceProcess(process=process, base_url=f"http://127.0.0.1:{port}", log_path=log_path)
     try:
-        _wait_until_healthy(service)
+        _wait_until_healthy(service, health_path)
         yield service
     finally:
         if process.poll() is None:
@@ -86,13 +89,13 @@ def running_service(
                 process.wait()
 
 
-def _wait_until_healthy(service: ServiceProcess, timeout: float = 20) -> None:
+def _wait_until_healthy(service: ServiceProcess, health_path: str, timeout: float = 20) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if service.process.poll() is not None:
             raise RuntimeError(f"the service exited at start-up:\n{service.log()}")
         with contextlib.suppress(httpx.TransportError):
-            if httpx.get(service.base_url + "/healthz", timeout=1).status_code == 200:
+            if httpx.get(service.base_url + health_path, timeout=1).status_code == 200:
                 return
         time.sleep(0.1)
     raise RuntimeError(f"the service did not answer /healthz in {timeout}s:\n{service.log()}")

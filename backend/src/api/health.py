@@ -6,28 +6,33 @@ import asyncio
 import logging
 
 from fastapi import APIRouter, Request, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
+from src.api.access import PublicRoute
 from src.api.problems import problem_responses, service_unavailable
 from src.core.database import current_revision
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], route_class=PublicRoute)
 logger = logging.getLogger(__name__)
 
 READINESS_TIMEOUT_SECONDS = 1.5
 
 
 class HealthStatus(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     status: str
 
 
-@router.get("/healthz", response_model=HealthStatus, responses=problem_responses(500))
+@router.get("/healthz", operation_id="checkLiveness", response_model=HealthStatus, responses=problem_responses(500))
 async def healthz() -> HealthStatus:
     """Answers 200 while the process runs; it never touches the database."""
     return HealthStatus(status="ok")
 
 
-@router.get("/readyz", response_model=HealthStatus, responses=problem_responses(500, 503))
+@router.get(
+    "/readyz", operation_id="checkReadiness", response_model=HealthStatus, responses=problem_responses(500, 503)
+)
 async def readyz(request: Request) -> HealthStatus | Response:
     """Answers 200 when the database answers and its schema is at the migration head, else 503."""
     expected = request.app.state.schema_head

@@ -7,13 +7,13 @@ import secrets
 import time
 from typing import Any
 
-from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from src.api.problems import PROBLEM_MEDIA_TYPE, ProblemType, domain_problem, problem_body
+from src.api.access import CALLER, CALLER_REFUSED
+from src.api.problems import PROBLEM_MEDIA_TYPE, ProblemType, problem_body
 from src.api.route_index import RouteIndex
-from src.core.errors import DomainError, MissingCredentialsError, PermissionDeniedError
+from src.core.errors import DomainError, MissingCredentialsError
 from src.core.logging import request_events_var, request_id_var
 from src.core.metrics import observe_request
 from src.core.security import TokenVerifier
@@ -162,58 +162,56 @@ class BodySizeLimitMiddleware:
 
 
 class AuthenticationMiddleware:
-    """Verifies the bearer token of every request under a user's collection before anything else is
-    read (the body included), and checks that its subject is the user in the path: no token or a bad
-    one is a 401, another user's path a 403, whatever else is wrong with the request."""
+    """Says who is calling: the subject of a valid bearer token goes in the request's state, or, for a token
+    that does not verify, why it was refused. It refuses nothing itself: each route, once routing has
+    chosen it, decides whether that caller may call it (src/api/access.py)."""
 
-    def __init__(self, app: ASGIApp, *, collection_prefix: str) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.prefix = collection_prefix
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(self.prefix):
-            await self.app(scope, receive, send)
-            return
-        try:
-            subject = await self._subject(scope)
-            if subject != scope["path"][len(self.prefix) :].split("/", 1)[0]:
-                raise PermissionDeniedError("the token does not grant access to this user's tasks")
-        except DomainError as error:
-            await domain_problem(error)(scope, receive, send)
-            return
-        scope.setdefault("state", {})["user_id"] = subject
+        if scope["type"] == "http" and (authorization := _header(scope, b"authorization")) is not None:
+            state = scope.setdefault("state", {})
+            try:
+                state[CALLER] = await self._subject(scope, authorization)
+            except DomainError as error:
+                state[CALLER_REFUSED] = error
         await self.app(scope, receive, send)
 
     @staticmethod
-    async def _subject(scope: Scope) -> str:
-        scheme, _, token = (_header(scope, b"authorization") or "").partition(" ")
+    async def _subject(scope: Scope, authorization: str) -> str:
+        scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise MissingCredentialsError("a bearer token is required")
         verifier: TokenVerifier = scope["app"].state.token_verifier
         return await verifier.verify(token.strip())
 
 
-class DocsContentSecurityPolicy:
-    """The docs pages may load only the service's own scripts, styles and images, so they never reach
-    out to a CDN (ReDoc's bundle links a logo on one) and work on a machine with no internet."""
+class HtmlContentSecurityPolicy:
+    """Every HTML page the service serves (the docs) may load only the service's own scripts, styles and
+    images, so it never reaches out to a CDN (ReDoc's bundle links a logo on one) and works on a machine
+    with no internet. Chosen by the response's media type, so it holds wherever the service is mounted."""
 
     POLICY = (
-        "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
-        "script-src 'self' 'unsafe-inline'; worker-src 'self' blob:; font-src 'self' data:; connect-src 'self'"
+        b"default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+        b"script-src 'self' 'unsafe-inline'; worker-src 'self' blob:; font-src 'self' data:; connect-src 'self'"
     )
 
-    def __init__(self, app: ASGIApp, *, paths: tuple[str, ...]) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.paths = paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] not in self.paths:
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
 
         async def send_with_policy(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                MutableHeaders(scope=message)["Content-Security-Policy"] = self.POLICY
+            if message["type"] == "http.response.start" and _is_html(message):
+                message["headers"] = [*message.get("headers", ()), (b"content-security-policy", self.POLICY)]
             await send(message)
 
         await self.app(scope, receive, send_with_policy)
+
+
+def _is_html(start: Message) -> bool:
+    return any(name.lower() == b"content-type" and value.startswith(b"text/html") for name, value in start["headers"])

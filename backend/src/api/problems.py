@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException
@@ -50,6 +50,8 @@ class ProblemType:
 
 
 class ProblemDetailError(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     loc: list[str | int] = Field(description="Where the error is: `body`, `query`, `path` or `header`, then the field.")
     msg: str
     type: str = Field(description="A stable machine-readable error code, e.g. `string_too_long`.")
@@ -57,6 +59,8 @@ class ProblemDetailError(BaseModel):
 
 class Problem(BaseModel):
     """An RFC 9457 problem; `errors` is present on 422."""
+
+    model_config = ConfigDict(extra="forbid")
 
     type: str = Field(description="A URI naming the kind of problem; see the API guide.")
     title: str
@@ -139,7 +143,7 @@ async def _on_validation_error(_request: Request, exc: RequestValidationError) -
 async def _on_http_error(request: Request, exc: HTTPException) -> Response:
     headers = dict(exc.headers or {})
     if exc.status_code == 405:
-        headers["Allow"] = ", ".join(request.app.state.route_index.methods_at(request.url.path))
+        headers["Allow"] = ", ".join(request.app.state.route_index.methods_at(request.scope.get("route")))
     title = _STATUS_TITLES.get(exc.status_code, "Error")
     detail = _STATUS_DETAILS.get(exc.status_code, exc.detail)
     return problem_response(exc.status_code, title=title, detail=str(detail), headers=headers)
@@ -214,15 +218,11 @@ async def _on_database_unavailable(_request: Request, exc: Exception) -> Respons
 
 
 def install_problem_handlers(app: FastAPI) -> None:
-    app.exception_handlers.update(
-        {
-            RequestValidationError: _on_validation_error,
-            HTTPException: _on_http_error,
-            DomainError: _on_domain_error,
-            DBAPIError: _on_database_unavailable,
-            PoolTimeoutError: _on_database_unavailable,
-        }
-    )
+    app.add_exception_handler(RequestValidationError, _on_validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(HTTPException, _on_http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(DomainError, _on_domain_error)  # type: ignore[arg-type]
+    app.add_exception_handler(DBAPIError, _on_database_unavailable)
+    app.add_exception_handler(PoolTimeoutError, _on_database_unavailable)
 
 
 _DOCUMENTED_PROBLEMS: dict[int, tuple[str, str, str, str]] = {

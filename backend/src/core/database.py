@@ -21,12 +21,11 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
-from sqlalchemy import Executable, event, inspect, text
-from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import DBAPIError, DisconnectionError, StatementError
+from sqlalchemy import Executable, event, exc, inspect, text
+from sqlalchemy.engine import Compiled, Dialect
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import PoolProxiedConnection
-from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.util import greenlet_spawn
 
 from src.core.config import BACKEND_DIR, Settings
@@ -61,6 +60,29 @@ def create_engine(settings: Settings) -> AsyncEngine:
     if settings.db_pool_pre_ping and not ping_every_checkout:
         _ping_when_idle(engine, settings.db_pool_pre_ping_idle_seconds)
     return engine
+
+
+class _Renewal:
+    """What SQLAlchemy does when a statement it runs finds the database gone, done with public pool events
+    for the statements sent straight to the driver: after `database_lost()`, every connection opened
+    before that moment (the same restart broke it too) is replaced at its next checkout, instead of
+    failing a request first."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._lost_at = float("-inf")
+        event.listen(engine.sync_engine, "connect", self._opened)
+        event.listen(engine.sync_engine, "checkout", self._checked_out)
+
+    def database_lost(self) -> None:
+        self._lost_at = time.monotonic()
+
+    @staticmethod
+    def _opened(_dbapi_connection: Any, record: Any) -> None:
+        record.info["opened_at"] = time.monotonic()
+
+    def _checked_out(self, _dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        if record.info.get("opened_at", self._lost_at) < self._lost_at:
+            raise DisconnectionError("the connection was opened before the database was lost")
 
 
 def _ping_when_idle(engine: AsyncEngine, idle_seconds: float) -> None:
@@ -158,7 +180,7 @@ class _DriverConnection(Connection):
             cursor = self.driver.cursor(row_factory=dict_row, binary=True)
             await cursor.execute(sql, values)
         except psycopg.Error as error:
-            raise _as_sqlalchemy_error(error, self._dialect, sql, lost=self.lost) from error
+            raise _as_sqlalchemy_error(error, sql, lost=self.lost) from error
         return cursor
 
     async def fetch(self, statement: Executable, params: dict[str, Any]) -> list[dict[str, Any]]:
@@ -185,7 +207,7 @@ class _DriverConnection(Connection):
         try:
             await end()
         except psycopg.Error as error:
-            raise _as_sqlalchemy_error(error, self._dialect, sql, lost=self.lost) from error
+            raise _as_sqlalchemy_error(error, sql, lost=self.lost) from error
         await self._autocommit_again()
 
     async def _autocommit_again(self) -> None:
@@ -236,27 +258,36 @@ class _CoreConnection(Connection):
 StatementObserver = Callable[[str, Any], None]
 
 
-def _as_sqlalchemy_error(error: psycopg.Error, dialect: Dialect, sql: str | None, *, lost: bool) -> StatementError:
+# The DB-API (PEP 249) error classes, most specific first, and SQLAlchemy's class for each.
+_SQLALCHEMY_ERRORS: list[tuple[type[psycopg.Error], type[DBAPIError]]] = [
+    (psycopg.IntegrityError, exc.IntegrityError),
+    (psycopg.OperationalError, exc.OperationalError),
+    (psycopg.DataError, exc.DataError),
+    (psycopg.ProgrammingError, exc.ProgrammingError),
+    (psycopg.NotSupportedError, exc.NotSupportedError),
+    (psycopg.InternalError, exc.InternalError),
+    (psycopg.DatabaseError, exc.DatabaseError),
+    (psycopg.InterfaceError, exc.InterfaceError),
+]
+
+
+def _as_sqlalchemy_error(error: psycopg.Error, sql: str | None, *, lost: bool) -> DBAPIError:
     """A driver error as SQLAlchemy raises it, so the service and the problem handlers see one family of
     errors whichever way a statement ran (IntegrityError, OperationalError -> 503, ...)."""
-    return DBAPIError.instance(
-        sql, None, error, psycopg.Error, hide_parameters=True, connection_invalidated=lost, dialect=dialect
-    )
+    error_class = next((mapped for driver, mapped in _SQLALCHEMY_ERRORS if isinstance(error, driver)), DBAPIError)
+    return error_class(sql, None, error, hide_parameters=True, connection_invalidated=lost)
 
 
-_COMPILED: dict[Executable, SQLCompiler] = {}
+_COMPILED: dict[Executable, Compiled] = {}
 
 
 def _driver_sql(statement: Executable, dialect: Dialect, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """The driver's SQL and parameters for a statement built once; each statement is compiled once."""
+    """The driver's SQL and parameters for a statement built once (with a fixed set of bound parameters: no
+    expanding IN lists); each statement is compiled once."""
     compiled = _COMPILED.get(statement)
     if compiled is None:
         compiled = _COMPILED[statement] = statement.compile(dialect=dialect)  # type: ignore[attr-defined]
-    values = {**compiled.params, **params}
-    if compiled.post_compile_params:  # an IN list: its placeholders depend on how many values there are
-        expanded = compiled.construct_expanded_state(values)
-        return expanded.statement, dict(expanded.parameters)
-    return compiled.string, values
+    return compiled.string, {**compiled.params, **params}
 
 
 @cache
@@ -273,6 +304,17 @@ def _to_utc(rows: list[dict[str, Any]]) -> None:
                 row[name] = value.astimezone(UTC)
 
 
+async def in_pool_context(call: Callable[[], object]) -> None:
+    """Runs a call on a connection that `AsyncEngine.raw_connection` lent (giving it back, invalidating it)
+    where SQLAlchemy's asyncio layer lets the pool await the driver.
+
+    SQLAlchemy has no public async call for this: its public path is an `AsyncConnection` per request,
+    which costs 63 k more instructions per request (a tenth of a get). So this one function uses
+    `sqlalchemy.util.greenlet_spawn`, and tests/unit/test_pool_context.py fails loudly if an upgrade
+    changes it."""
+    await greenlet_spawn(call)
+
+
 class Database:
     """The engine, and connections lent one per request.
 
@@ -284,6 +326,7 @@ class Database:
         self.engine = create_engine(settings)
         self._slots = asyncio.Semaphore(settings.db_pool_size + settings.db_max_overflow)
         self._direct = self.engine.dialect.name == "postgresql"
+        self._renewal = _Renewal(self.engine) if self._direct else None
         self._observers: list[StatementObserver] = []
 
     def connect(self) -> AbstractAsyncContextManager[Connection]:
@@ -299,7 +342,7 @@ class Database:
         try:
             pooled = await self.engine.raw_connection()
         except psycopg.Error as error:
-            raise _as_sqlalchemy_error(error, self.engine.dialect, None, lost=False) from error
+            raise _as_sqlalchemy_error(error, None, lost=False) from error
         driver = cast(psycopg.AsyncConnection[Any], pooled.driver_connection)
         return pooled, _DriverConnection(driver, self.engine.dialect, self._observers)
 
@@ -314,13 +357,11 @@ class Database:
                     await connection.release()
         finally:
             if connection.reusable:
-                await greenlet_spawn(pooled.close)
-            elif connection.lost:
-                # As SQLAlchemy does on a disconnect: the pool replaces every connection opened before this
-                # one (the same restart broke them too) instead of letting each fail a request first.
-                await greenlet_spawn(self.engine.sync_engine.pool._invalidate, pooled)
+                await in_pool_context(pooled.close)
             else:
-                await greenlet_spawn(pooled.invalidate)
+                if connection.lost and self._renewal is not None:
+                    self._renewal.database_lost()
+                await in_pool_context(pooled.invalidate)
 
     @contextmanager
     def statements_observed(self, observer: StatementObserver) -> Iterator[None]:

@@ -170,9 +170,9 @@ class TaskPatch(SQLModel):
 
 
 class TaskPublic(TaskBase):
-    """A task as the API returns it."""
+    """A task as the API returns it: exactly these fields (the service selects them by name)."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [TASK_PUBLIC_EXAMPLE]})  # type: ignore[assignment]
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [TASK_PUBLIC_EXAMPLE]})  # type: ignore[assignment]
 
     id: uuid.UUID = Field(description="Server-made, time-ordered UUIDv7.")
     user_id: str
@@ -184,6 +184,8 @@ class TaskPublic(TaskBase):
 
 class TaskPage(SQLModel):
     """One page of a user's tasks."""
+
+    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
 
     items: list[TaskPublic]
     next_cursor: str | None = Field(description="Pass as `cursor` to get the next page; null on the last page.")

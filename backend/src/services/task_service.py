@@ -28,6 +28,7 @@ from sqlalchemy import (
     func,
     insert,
     not_,
+    or_,
     select,
     tuple_,
     update,
@@ -44,6 +45,7 @@ from src.models.task import (
     TaskCreate,
     TaskPageRecord,
     TaskPatch,
+    TaskPublic,
     TaskRecord,
     TaskReplace,
     TaskSort,
@@ -81,9 +83,11 @@ _USER_ID = bindparam("owner_id", type_=tasks.c.user_id.type)
 _TASK_ID = bindparam("task_id", type_=tasks.c.id.type)
 _NOW = bindparam("now", type_=tasks.c.updated_at.type)
 _OWNED: ColumnElement[bool] = (tasks.c.user_id == _USER_ID) & (tasks.c.id == _TASK_ID)
-_AT_VERSION: ColumnElement[bool] = tasks.c.version.in_(bindparam("versions", expanding=True))
 
-_GET = select(tasks).where(_OWNED)
+# What a task read or write returns: TaskPublic's fields, named one by one, so a column added to the table
+# later (a deletion time, a search column) reaches no client until TaskPublic lists it.
+_PUBLIC_COLUMNS = tuple(tasks.c[name] for name in TaskPublic.model_fields)
+_GET = select(*_PUBLIC_COLUMNS).where(_OWNED)
 _VERSION_OF = select(tasks.c.version).where(_OWNED)
 # In INSERT and UPDATE statements a bound parameter may not share a column's name: hence `new_<column>`.
 _INSERT_PARAMETERS = {column.name: f"new_{column.name}" for column in tasks.c}
@@ -96,7 +100,7 @@ _INSERT = insert(tasks).values(
 def _list_statement(sort: TaskSort, status: TaskStatusFilter, after_cursor: bool) -> Select[Any]:
     column_name, descending = _SORT_COLUMNS[sort]
     sort_column = tasks.c[column_name]
-    statement = select(tasks).where(tasks.c.user_id == _USER_ID)
+    statement = select(*_PUBLIC_COLUMNS).where(tasks.c.user_id == _USER_ID)
     if status is not TaskStatusFilter.ALL:
         statement = statement.where(tasks.c.completed == bindparam("completed", type_=tasks.c.completed.type))
     if after_cursor:
@@ -107,47 +111,69 @@ def _list_statement(sort: TaskSort, status: TaskStatusFilter, after_cursor: bool
     return statement.order_by(*order).limit(bindparam("limit"))
 
 
+def _version_slots(expected_versions: Versions) -> int:
+    """How many `version IN (...)` placeholders a write's If-Match takes (0: no precondition). Lists come in
+    a few sizes (1, 2, 4, ... up to what a header's length allows), so a few statements serve every list."""
+    if expected_versions is None:
+        return 0
+    return 1 << max(len(expected_versions) - 1, 0).bit_length()
+
+
+def _precondition(expected_versions: Versions) -> dict[str, int]:
+    """The If-Match versions as the statement's parameters: the list padded with its last version to fill
+    the slots, or 0, which no task has, when no version can match."""
+    if expected_versions is None:
+        return {}
+    versions = sorted(expected_versions) or [0]
+    return {
+        f"if_match_{slot}": versions[min(slot, len(versions) - 1)] for slot in range(_version_slots(expected_versions))
+    }
+
+
+def _owned(version_slots: int) -> ColumnElement[bool]:
+    if not version_slots:
+        return _OWNED
+    return _OWNED & or_(
+        *(tasks.c.version == bindparam(f"if_match_{slot}", type_=tasks.c.version.type) for slot in range(version_slots))
+    )
+
+
 @cache
-def _update_statement(fields: frozenset[str], completed: bool | None, conditional: bool) -> Update:
+def _update_statement(fields: frozenset[str], completed: bool | None, version_slots: int) -> Update:
     """UPDATE ... SET the given fields, `updated_at` and `version + 1` ... RETURNING the task."""
     values: dict[str, Any] = {name: bindparam(f"new_{name}", type_=tasks.c[name].type) for name in fields}
     if completed is not None:
         # completed_at keeps its first value while the task stays completed, and clears when it reopens.
         values["completed"] = completed
         values["completed_at"] = func.coalesce(tasks.c.completed_at, _NOW) if completed else None
-    return _changing(values, conditional)
+    return _changing(values, version_slots)
 
 
 @cache
-def _toggle_statement(conditional: bool) -> Update:
+def _toggle_statement(version_slots: int) -> Update:
     """Flips `completed` in the database, so concurrent toggles each apply and none is lost."""
     return _changing(
         {"completed": not_(tasks.c.completed), "completed_at": case((tasks.c.completed, None), else_=_NOW)},
-        conditional,
+        version_slots,
     )
 
 
-def _changing(values: dict[str, Any], conditional: bool) -> Update:
-    condition = _OWNED & _AT_VERSION if conditional else _OWNED
+def _changing(values: dict[str, Any], version_slots: int) -> Update:
     return (
         update(tasks)
-        .where(condition)
+        .where(_owned(version_slots))
         .values(**values, updated_at=_NOW, version=tasks.c.version + 1)
-        .returning(*tasks.c)
+        .returning(*_PUBLIC_COLUMNS)
     )
 
 
 @cache
-def _delete_statement(conditional: bool) -> Delete:
-    return delete(tasks).where(_OWNED & _AT_VERSION if conditional else _OWNED)
+def _delete_statement(version_slots: int) -> Delete:
+    return delete(tasks).where(_owned(version_slots))
 
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def _precondition(expected_versions: Versions) -> dict[str, Any]:
-    return {} if expected_versions is None else {"versions": sorted(expected_versions)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,7 +297,9 @@ async def replace_task(
     data: TaskReplace,
     expected_versions: Versions = None,
 ) -> TaskRecord:
-    statement = _update_statement(frozenset({"title", "description"}), data.completed, expected_versions is not None)
+    statement = _update_statement(
+        frozenset({"title", "description"}), data.completed, _version_slots(expected_versions)
+    )
     values = {"new_title": data.title, "new_description": data.description}
     task = await _apply_update(connection, statement, user_id, task_id, values, expected_versions)
     count_task_operation("replace")
@@ -294,7 +322,7 @@ async def patch_task(
             raise TaskVersionMismatch()
         return task
     completed = fields.pop("completed", None)
-    statement = _update_statement(frozenset(fields), completed, expected_versions is not None)
+    statement = _update_statement(frozenset(fields), completed, _version_slots(expected_versions))
     values = {f"new_{name}": value for name, value in fields.items()}
     task = await _apply_update(connection, statement, user_id, task_id, values, expected_versions)
     count_task_operation("update")
@@ -306,7 +334,7 @@ async def patch_task(
 async def toggle_completion(
     *, connection: Connection, user_id: str, task_id: uuid.UUID, expected_versions: Versions = None
 ) -> TaskRecord:
-    statement = _toggle_statement(expected_versions is not None)
+    statement = _toggle_statement(_version_slots(expected_versions))
     task = await _apply_update(connection, statement, user_id, task_id, {}, expected_versions)
     count_task_operation("toggle")
     record_event("task toggled", task_id=str(task_id), completed=task["completed"])
@@ -317,7 +345,7 @@ async def delete_task(
     *, connection: Connection, user_id: str, task_id: uuid.UUID, expected_versions: Versions = None
 ) -> None:
     params = {"owner_id": user_id, "task_id": task_id, **_precondition(expected_versions)}
-    if await connection.execute(_delete_statement(expected_versions is not None), params) == 0:
+    if await connection.execute(_delete_statement(_version_slots(expected_versions)), params) == 0:
         raise await _why_unchanged(connection=connection, user_id=user_id, task_id=task_id)
     await connection.commit()
     count_task_operation("delete")

@@ -1,16 +1,15 @@
-"""Bearer token verification, the owner check, and the token attack matrix."""
+"""Bearer token verification: HS256 and JWKS keys, expiry and leeway, issuer and audience, a bad key server.
+
+Who may reach which user's tasks, and the token attack matrix, are in test_isolation.py."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -22,25 +21,8 @@ from fastapi.testclient import TestClient
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
 from src.main import create_app
-from tests.conftest import JWT_SECRET, User, make_token, settings_for
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _hand_signed(header: dict[str, Any], payload: dict[str, Any], key: bytes) -> str:
-    signing_input = f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(payload).encode())}"
-    return f"{signing_input}.{_b64(hmac.new(key, signing_input.encode(), hashlib.sha256).digest())}"
-
-
-def _with_payload(token: str, payload: dict[str, Any]) -> str:
-    header, _, signature = token.split(".")
-    return f"{header}.{_b64(json.dumps(payload).encode())}.{signature}"
-
-
-def _exp(delta: timedelta = timedelta(hours=1)) -> int:
-    return int((datetime.now(UTC) + delta).timestamp())
+from tests.conftest import User, make_token, settings_for
+from tests.tokens import expiry, hand_signed
 
 
 class _Keys:
@@ -132,108 +114,6 @@ def test_valid_token_is_accepted(user_tasks_status: Callable[..., int], alice: U
     assert user_tasks_status(alice.token) == 200
 
 
-@pytest.mark.parametrize(
-    "authorization",
-    ["", "Bearer", "Bearer ", "Basic YWxpY2U6c2VjcmV0", "Token abc", "Bearer not.a.jwt", "Bearer a.b.c.d"],
-)
-def test_missing_or_malformed_authorization_is_401(client: TestClient, alice: User, authorization: str) -> None:
-    response = client.get(alice.tasks_url, headers={"Authorization": authorization})
-
-    assert response.status_code == 401
-    assert response.headers["www-authenticate"].startswith("Bearer")
-    assert response.json()["type"] == "urn:tasks-api:problem:unauthenticated"
-
-
-def test_no_authorization_header_is_401(client: TestClient, alice: User) -> None:
-    response = client.get(alice.tasks_url)
-
-    assert response.status_code == 401
-    assert response.headers["www-authenticate"].startswith("Bearer")
-
-
-def test_token_in_query_string_is_ignored(client: TestClient, alice: User) -> None:
-    for name in ("access_token", "token"):
-        assert client.get(alice.tasks_url, params={name: alice.token}).status_code == 401
-
-
-def _every_task_call(owner: User, task_id: str) -> list[tuple[str, str, dict[str, Any] | None]]:
-    """(method, url, body) for each task route, on `owner`'s collection."""
-    task_url = owner.task_url(task_id)
-    return [
-        ("POST", owner.tasks_url, {"title": "x"}),
-        ("GET", owner.tasks_url, None),
-        ("GET", task_url, None),
-        ("PUT", task_url, {"title": "x"}),
-        ("PATCH", task_url, {"title": "x"}),
-        ("PATCH", task_url + "/complete", None),
-        ("DELETE", task_url, None),
-    ]
-
-
-def test_every_task_route_requires_a_token(client: TestClient, alice: User, create_task: Callable[..., Any]) -> None:
-    for method, url, body in _every_task_call(alice, create_task(alice)["id"]):
-        assert client.request(method, url, json=body).status_code == 401, (method, url)
-        assert client.request(method, url, json=body, headers={"Authorization": "Bearer x"}).status_code == 401
-        bad_json = {"Content-Type": "application/json"}
-        assert client.request(method, url, content=b"{bad", headers=bad_json).status_code == 401, (method, url)
-
-
-def test_another_users_path_is_403_before_the_body_is_judged(client: TestClient, alice: User, bob: User) -> None:
-    headers = {**alice.headers, "Content-Type": "application/json"}
-
-    assert client.post(bob.tasks_url, content=b"{bad", headers=headers).status_code == 403
-
-
-def test_token_for_another_user_is_403_on_every_route(
-    client: TestClient, alice: User, bob: User, create_task: Callable[..., Any]
-) -> None:
-    task_id = create_task(alice)["id"]
-    for method, url, body in _every_task_call(alice, task_id):
-        response = client.request(method, url, json=body, headers=bob.headers)
-        assert response.status_code == 403, (method, url)
-        assert response.json()["type"] == "urn:tasks-api:problem:forbidden"
-    assert client.get(alice.task_url(task_id), headers=alice.headers).json()["version"] == 1
-
-
-@pytest.mark.parametrize(
-    "make_bad_token",
-    [
-        pytest.param(lambda sub: make_token(sub, lifetime=timedelta(minutes=-5)), id="expired"),
-        pytest.param(lambda sub: jwt.encode({"sub": sub}, JWT_SECRET, algorithm="HS256"), id="no-exp"),
-        pytest.param(lambda sub: make_token(None), id="no-sub"),
-        pytest.param(lambda sub: make_token(""), id="empty-sub"),
-        pytest.param(lambda sub: jwt.encode({"sub": 42, "exp": _exp()}, JWT_SECRET, algorithm="HS256"), id="int-sub"),
-        pytest.param(
-            lambda sub: make_token(sub, secret="another-secret-that-is-also-long-enough-000"), id="bad-signature"
-        ),
-        pytest.param(lambda sub: make_token(sub, nbf=_exp(timedelta(minutes=10))), id="future-nbf"),
-        pytest.param(
-            lambda sub: (
-                _b64(json.dumps({"alg": "none", "typ": "JWT"}).encode())
-                + "."
-                + _b64(json.dumps({"sub": sub, "exp": _exp()}).encode())
-                + "."
-            ),
-            id="alg-none",
-        ),
-        pytest.param(
-            lambda sub: _hand_signed({"alg": "HS512", "typ": "JWT"}, {"sub": sub, "exp": _exp()}, JWT_SECRET.encode()),
-            id="alg-not-allowed",
-        ),
-        pytest.param(
-            lambda sub: _with_payload(make_token(sub), {"sub": sub, "exp": _exp(timedelta(days=9))}),
-            id="altered-payload",
-        ),
-        pytest.param(lambda sub: make_token(sub)[:-3], id="truncated-signature"),
-        pytest.param(lambda sub: "x" * 9000, id="huge"),
-    ],
-)
-def test_token_attack_is_401(
-    user_tasks_status: Callable[..., int], alice: User, make_bad_token: Callable[[str], str]
-) -> None:
-    assert user_tasks_status(make_bad_token(alice.id)) == 401
-
-
 def test_expiry_within_leeway_is_accepted(user_tasks_status: Callable[..., int], alice: User) -> None:
     assert user_tasks_status(make_token(alice.id, lifetime=timedelta(seconds=-10))) == 200
 
@@ -260,19 +140,19 @@ def test_jwks_tokens_verify(
     kid: str,
 ) -> None:
     with _client_with(database_url, auth_jwt_secret=None, auth_jwks_url=jwks_server.url) as client:
-        assert user_tasks_status(keys.sign(kid, {"sub": alice.id, "exp": _exp()}), client) == 200
-        assert user_tasks_status(keys.sign(kid, {"sub": "someone", "exp": _exp()}), client) == 403
+        assert user_tasks_status(keys.sign(kid, {"sub": alice.id, "exp": expiry()}), client) == 200
+        assert user_tasks_status(keys.sign(kid, {"sub": "someone", "exp": expiry()}), client) == 403
 
 
 def test_jwks_attacks_are_401(
     database_url: str, keys: _Keys, jwks_server: _JwksServer, user_tasks_status: Callable[..., int], alice: User
 ) -> None:
-    claims = {"sub": alice.id, "exp": _exp()}
+    claims = {"sub": alice.id, "exp": expiry()}
     public_pem = keys.rsa.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     with _client_with(database_url, auth_jwks_url=jwks_server.url) as client:
-        assert user_tasks_status(_hand_signed({"alg": "HS256", "kid": "rsa"}, claims, public_pem), client) == 401
+        assert user_tasks_status(hand_signed({"alg": "HS256", "kid": "rsa"}, claims, public_pem), client) == 401
         unknown_kid = jwt.encode(claims, keys.ed25519, algorithm="EdDSA", headers={"kid": "nope"})
         assert user_tasks_status(unknown_kid, client) == 401
         wrong_alg_for_key = jwt.encode(claims, keys.rsa, algorithm="RS256", headers={"kid": "ed"})
@@ -291,10 +171,10 @@ def test_jwks_is_cached_and_unknown_kids_do_not_refetch_it(
     try:
         with _client_with(database_url, auth_jwt_secret=None, auth_jwks_url=server.url) as client:
             for _ in range(5):
-                assert user_tasks_status(keys.sign("ed", {"sub": alice.id, "exp": _exp()}), client) == 200
+                assert user_tasks_status(keys.sign("ed", {"sub": alice.id, "exp": expiry()}), client) == 200
             for index in range(20):
                 forged = jwt.encode(
-                    {"sub": alice.id, "exp": _exp()}, keys.ed25519, algorithm="EdDSA", headers={"kid": f"k{index}"}
+                    {"sub": alice.id, "exp": expiry()}, keys.ed25519, algorithm="EdDSA", headers={"kid": f"k{index}"}
                 )
                 assert user_tasks_status(forged, client) == 401
         assert server.hits == 1
@@ -306,11 +186,11 @@ def test_unreachable_jwks_is_503_with_retry_after(database_url: str, keys: _Keys
     with _client_with(database_url, auth_jwt_secret=None, auth_jwks_url="http://127.0.0.1:9/jwks") as client:
         first = client.get(
             alice.tasks_url,
-            headers={"Authorization": f"Bearer {keys.sign('ed', {'sub': alice.id, 'exp': _exp()})}"},
+            headers={"Authorization": f"Bearer {keys.sign('ed', {'sub': alice.id, 'exp': expiry()})}"},
         )
         assert first.status_code == 503
         response = client.get(
-            alice.tasks_url, headers={"Authorization": f"Bearer {keys.sign('ed', {'sub': alice.id, 'exp': _exp()})}"}
+            alice.tasks_url, headers={"Authorization": f"Bearer {keys.sign('ed', {'sub': alice.id, 'exp': expiry()})}"}
         )
 
     assert response.status_code == 503
@@ -321,7 +201,7 @@ def test_unreachable_jwks_is_503_with_retry_after(database_url: str, keys: _Keys
 @pytest.mark.parametrize("behaviour", ["slow", "error", "not-json", "huge", "no-keys"])
 def test_a_bad_key_server_cannot_hang_requests(database_url: str, keys: _Keys, alice: User, behaviour: str) -> None:
     server = _JwksServer(keys.jwks, behaviour)
-    token = keys.sign("ed", {"sub": alice.id, "exp": _exp()})
+    token = keys.sign("ed", {"sub": alice.id, "exp": expiry()})
     try:
         with _client_with(
             database_url, auth_jwt_secret=None, auth_jwks_url=server.url, auth_jwks_timeout_seconds=1

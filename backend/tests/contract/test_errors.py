@@ -107,3 +107,46 @@ def test_writes_are_logged_on_the_access_line_with_user_and_task_but_no_token_or
     text = caplog.text
     assert alice.token not in text
     assert "secret title" not in text
+
+
+ECHO_MARKER = "¤marker¤"
+
+
+@pytest.mark.parametrize(
+    ("method", "where", "request_kwargs"),
+    [
+        ("POST", "", {"json": {"title": ECHO_MARKER * 100}}),
+        ("POST", "", {"json": {"title": "x", "completed": ECHO_MARKER}}),
+        ("POST", "", {"json": {"title": "x", "unknown": ECHO_MARKER}}),
+        ("POST", "", {"json": {"title": ECHO_MARKER, "description": 3}}),
+        ("GET", "/{marker}", {}),
+        ("GET", "", {"params": {"limit": ECHO_MARKER}}),
+        ("GET", "", {"params": {"sort": ECHO_MARKER}}),
+        ("GET", "", {"params": {"status": ECHO_MARKER}}),
+        ("GET", "", {"params": {"cursor": ECHO_MARKER}}),
+        ("PATCH", "/{task_id}", {"json": {"title": "x"}, "headers": {"If-Match": ECHO_MARKER.encode()}}),
+        ("POST", "", {"json": {"title": "x"}, "headers": {"Idempotency-Key": ECHO_MARKER.encode()}}),
+    ],
+)
+def test_problem_bodies_never_echo_the_request(
+    client: TestClient,
+    alice: User,
+    create_task: Callable[..., Any],
+    method: str,
+    where: str,
+    request_kwargs: dict[str, Any],
+) -> None:
+    """A problem says where the input is wrong, never what it was: so hostile input cannot reach the
+    response, and no character the service cannot encode turns a 4xx into a 500."""
+    task = create_task(alice)
+    url = alice.tasks_url + where.format(task_id=task["id"], marker=ECHO_MARKER)
+    options = dict(request_kwargs)
+    headers = {**alice.headers, **options.pop("headers", {})}
+
+    response = client.request(method, url, headers=headers, **options)
+
+    assert 400 <= response.status_code < 500, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "¤" not in response.text
+    for error in response.json().get("errors", []):
+        assert set(error) == {"loc", "msg", "type"}

@@ -94,9 +94,9 @@ def test_concurrent_retries_create_one_task(client: TestClient, alice: User, db:
     assert stored_count(db, alice.id) == 1
 
 
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_retry_while_the_first_is_in_flight_is_409(client: TestClient, alice: User, db: Engine) -> None:
-    if db.dialect.name != "postgresql":
-        pytest.skip("SQLite serialises writers: a retry waits for the first request and replays it")
+    """PostgreSQL only: SQLite serialises writers, so there a retry waits for the first request and replays it."""
     key = "in-flight"
     with db.connect() as holder:
         # Hold the same lock a first request holds while it runs.

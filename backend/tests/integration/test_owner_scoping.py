@@ -1,9 +1,13 @@
-"""Every SQL statement the service sends about tasks is keyed by the owner's user_id."""
+"""Every SQL statement the service sends about tasks is keyed by the owner's user_id: a SELECT, UPDATE or
+DELETE has `tasks.user_id = <the caller>` as one of the conditions its WHERE clause ANDs together, and an
+INSERT stores the caller as the owner. (Naming user_id in a column list proves nothing: every SELECT and
+RETURNING list names it.)"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -12,19 +16,69 @@ from src.core.database import Database
 from src.main import create_app
 from tests.conftest import User, make_token, settings_for
 
-TOUCHES_TASKS = re.compile(r"\btasks\b", re.IGNORECASE)
+TOUCHES_TASKS = re.compile(r"\b(?:FROM|UPDATE|INTO)\s+tasks\b", re.IGNORECASE)
+_CLAUSE_END = re.compile(r"\s(?:ORDER BY|RETURNING|LIMIT|GROUP BY)\s", re.IGNORECASE)
+_PLACEHOLDER = re.compile(r"%\((\w+)\)s|\?")
+Statement = tuple[str, Any]
 
 
 @pytest.fixture
-def captured(database_url: str) -> Iterator[tuple[TestClient, list[str]]]:
-    statements: list[str] = []
+def captured(database_url: str) -> Iterator[tuple[TestClient, list[Statement]]]:
+    statements: list[Statement] = []
     with TestClient(create_app(settings_for(database_url))) as client:
         database: Database = client.app.state.database  # type: ignore[attr-defined]
-        with database.statements_observed(lambda statement, _parameters: statements.append(statement)):
+        with database.statements_observed(lambda sql, parameters: statements.append((sql, parameters))):
             yield client, statements
 
 
-def test_every_statement_on_tasks_has_a_user_id_predicate(captured: tuple[TestClient, list[str]]) -> None:
+def _conjuncts(condition: str) -> list[str]:
+    """The parts of a condition that AND joins at the top level (outside any parentheses)."""
+    parts, depth, start = [], 0, 0
+    for match in re.finditer(r"\(|\)|\bAND\b", condition):
+        token = match.group()
+        depth += {"(": 1, ")": -1}.get(token, 0)
+        if token == "AND" and depth == 0:
+            parts.append(condition[start : match.start()].strip())
+            start = match.end()
+    parts.append(condition[start:].strip())
+    return parts
+
+
+def _bound_value(sql: str, parameters: Any, placeholder_at: int) -> Any:
+    """The value bound to the placeholder starting at `placeholder_at`, named (PostgreSQL) or positional
+    (SQLite)."""
+    placeholder = _PLACEHOLDER.match(sql, placeholder_at)
+    assert placeholder is not None, sql[placeholder_at:]
+    if placeholder.group(1) is not None:
+        return parameters[placeholder.group(1)]
+    return parameters[len(_PLACEHOLDER.findall(sql, 0, placeholder_at))]
+
+
+def owners_bound(sql: str, parameters: Any) -> list[Any]:
+    """The user ids a statement on tasks is confined to: for an INSERT, the user_id it stores; otherwise
+    each `tasks.user_id = <value>` among the top-level conjuncts of its WHERE clause."""
+    if sql.lstrip().upper().startswith("INSERT"):
+        columns = re.search(r"\(([^)]*)\)\s*VALUES\s*\(", sql, re.IGNORECASE)
+        assert columns is not None, sql
+        names = [name.strip() for name in columns.group(1).split(",")]
+        placeholders = list(_PLACEHOLDER.finditer(sql, columns.end()))
+        return [_bound_value(sql, parameters, placeholders[names.index("user_id")].start())]
+    where = re.search(r"\bWHERE\b", sql, re.IGNORECASE)
+    if where is None:
+        return []
+    end = _CLAUSE_END.search(sql, where.end())
+    clause_end = end.start() if end else len(sql)
+    owners = []
+    for conjunct in _conjuncts(sql[where.end() : clause_end]):
+        owner = re.fullmatch(r"tasks\.user_id = (\S+)", conjunct)
+        if owner is not None:
+            owners.append(_bound_value(sql, parameters, sql.index(conjunct, where.end()) + owner.start(1)))
+    return owners
+
+
+def test_every_statement_on_tasks_is_confined_to_the_callers_tasks(
+    captured: tuple[TestClient, list[Statement]],
+) -> None:
     client, statements = captured
     user = User(id="scoped-user", token=make_token("scoped-user"))
     headers = {**user.headers, "Idempotency-Key": "scoping"}
@@ -39,12 +93,30 @@ def test_every_statement_on_tasks_has_a_user_id_predicate(captured: tuple[TestCl
     client.get(url, headers=user.headers)
     client.put(url, json={"title": "c"}, headers=user.headers)
     client.patch(url, json={"completed": True}, headers=user.headers)
-    client.patch(url, json={"title": "d"}, headers={**user.headers, "If-Match": '"1"'})
+    client.patch(url, json={"title": "d"}, headers={**user.headers, "If-Match": '"1", "3"'})
     client.patch(url + "/complete", headers=user.headers)
+    client.delete(url, headers={**user.headers, "If-Match": '"9"'})
     client.delete(url, headers=user.headers)
     client.delete(url, headers=user.headers)
 
-    on_tasks = [statement for statement in statements if TOUCHES_TASKS.search(statement)]
-    assert len(on_tasks) >= 12
-    unscoped = [statement for statement in on_tasks if "user_id" not in statement]
-    assert unscoped == []
+    on_tasks = [(sql, parameters) for sql, parameters in statements if TOUCHES_TASKS.search(sql)]
+    kinds = {sql.split(None, 1)[0].upper() for sql, _ in on_tasks}
+    assert kinds == {"SELECT", "INSERT", "UPDATE", "DELETE"}
+    assert len(on_tasks) >= 14
+    unconfined = [sql for sql, parameters in on_tasks if owners_bound(sql, parameters) != [user.id]]
+    assert unconfined == []
+
+
+def test_the_check_reads_the_where_clause_not_the_column_lists() -> None:
+    """The checker itself: a statement that names user_id only in its column lists, or ORs the owner
+    condition away, is not confined."""
+    select_all = "SELECT tasks.user_id, tasks.id FROM tasks WHERE tasks.id = %(task_id)s"
+    or_owner = "SELECT tasks.id FROM tasks WHERE tasks.user_id = %(owner_id)s OR tasks.id = %(task_id)s"
+    returning = "UPDATE tasks SET title=%(t)s WHERE tasks.id = %(task_id)s RETURNING tasks.user_id"
+    confined = "DELETE FROM tasks WHERE tasks.user_id = ? AND tasks.id = ? AND (tasks.version = ? OR tasks.version = ?)"
+    params = {"task_id": 1, "owner_id": "u", "t": "x"}
+
+    assert owners_bound(select_all, params) == []
+    assert owners_bound(or_owner, params) == []
+    assert owners_bound(returning, params) == []
+    assert owners_bound(confined, ("u", 1, 2, 3)) == ["u"]

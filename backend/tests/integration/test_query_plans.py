@@ -1,5 +1,6 @@
 """EXPLAIN guard: every list query, of every sort and filter, first page or by cursor, is an index range
-scan in the order asked for (no Sort over the user's rows, no sequential scan), and no page runs a COUNT."""
+scan in the order asked for (no sort of any kind over the user's rows, no sequential scan), and no page runs
+a COUNT."""
 
 from __future__ import annotations
 
@@ -87,7 +88,7 @@ def test_every_list_query_is_an_ordered_index_range_scan(
             plan = connection.execute("EXPLAIN (FORMAT JSON) " + sql, params).fetchone()[0][0]["Plan"]  # type: ignore[index]
             nodes = list(_plan_nodes(plan))
             kinds = {node["Node Type"] for node in nodes}
-            assert "Sort" not in kinds, (sql, params, plan)
+            assert not [kind for kind in kinds if "Sort" in kind], (sql, params, plan)  # Sort, Incremental Sort
             assert "Seq Scan" not in kinds, (sql, params, plan)
             scans = [node for node in nodes if node["Node Type"] in {"Index Scan", "Index Only Scan"}]
             assert scans, (sql, plan)

@@ -9,8 +9,9 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
 
+from src.api.access import GuardedRoute
 from src.api.conditional import IF_MATCH, IF_NONE_MATCH, etag_of, expected_versions, none_match
-from src.api.deps import JsonBodyRoute, database_of, settings_of
+from src.api.deps import database_of, settings_of
 from src.api.headers import DocumentedHeader, documented
 from src.api.json import json_response
 from src.api.problems import problem_responses
@@ -33,7 +34,7 @@ router = APIRouter(
     prefix=f"{PREFIX}/users/{{user_id}}/tasks",
     tags=["tasks"],
     responses=problem_responses(401, 403, 413, 422, 500, 503),
-    route_class=JsonBodyRoute,
+    route_class=GuardedRoute,
 )
 
 UserId = Annotated[
@@ -76,6 +77,7 @@ def _task_response(task: TaskRecord, status_code: int = status.HTTP_200_OK, **he
 
 @router.post(
     "",
+    operation_id="createTask",
     status_code=status.HTTP_201_CREATED,
     openapi_extra=documented(IDEMPOTENCY_KEY),
     response_model=TaskPublic,
@@ -118,7 +120,7 @@ def _task_location(request: Request, user_id: str, task_id: uuid.UUID | str) -> 
     return f"{root_path}{router.prefix.format(user_id=quote(user_id, safe=''))}/{task_id}"
 
 
-@router.get("", response_model=TaskPage)
+@router.get("", operation_id="listTasks", response_model=TaskPage)
 async def list_tasks(
     request: Request,
     user_id: UserId,
@@ -152,6 +154,7 @@ async def list_tasks(
 
 @router.get(
     "/{task_id}",
+    operation_id="getTask",
     openapi_extra=documented(IF_NONE_MATCH),
     response_model=TaskPublic,
     responses={
@@ -171,6 +174,7 @@ async def get_task(request: Request, user_id: UserId, task_id: TaskId) -> Respon
 
 @router.put(
     "/{task_id}",
+    operation_id="replaceTask",
     response_model=TaskPublic,
     responses=WRITE_RESPONSES,
     openapi_extra=documented(IF_MATCH),
@@ -190,6 +194,7 @@ async def replace_task(request: Request, user_id: UserId, task_id: TaskId, data:
 
 @router.patch(
     "/{task_id}",
+    operation_id="updateTask",
     response_model=TaskPublic,
     responses=WRITE_RESPONSES,
     openapi_extra=documented(IF_MATCH),
@@ -208,7 +213,11 @@ async def patch_task(request: Request, user_id: UserId, task_id: TaskId, data: T
 
 
 @router.patch(
-    "/{task_id}/complete", response_model=TaskPublic, responses=TOGGLE_RESPONSES, openapi_extra=documented(IF_MATCH)
+    "/{task_id}/complete",
+    operation_id="toggleTask",
+    response_model=TaskPublic,
+    responses=TOGGLE_RESPONSES,
+    openapi_extra=documented(IF_MATCH),
 )
 async def toggle_completion(request: Request, user_id: UserId, task_id: TaskId) -> Response:
     """Toggle a task between completed and pending."""
@@ -224,6 +233,7 @@ async def toggle_completion(request: Request, user_id: UserId, task_id: TaskId) 
 
 @router.delete(
     "/{task_id}",
+    operation_id="deleteTask",
     openapi_extra=documented(IF_MATCH),
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problem_responses(400, 404, 412),

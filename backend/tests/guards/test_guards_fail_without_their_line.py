@@ -1,0 +1,127 @@
+"""Each guard test fails without the line it guards.
+
+For each guard, the code is copied, the one line that gives the guarantee is taken out (or weakened), and
+the guard test runs on the copy in its own pytest process, against its own PostgreSQL database: it must
+fail. A guard that passes whatever the code says guards nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+
+import psycopg
+import pytest
+
+from src.core.config import BACKEND_DIR
+from tests.conftest import IN_CI, TEST_DATABASE_URL
+
+pytestmark = pytest.mark.slow
+
+GUARDS_DATABASE = "test_guards"
+
+
+@dataclass(frozen=True)
+class Guard:
+    name: str
+    path: str
+    line: str
+    without: str
+    tests: tuple[str, ...]
+
+
+GUARDS = [
+    Guard(
+        "owner scoping: every task statement is confined to the caller's rows",
+        "src/services/task_service.py",
+        "_OWNED: ColumnElement[bool] = (tasks.c.user_id == _USER_ID) & (tasks.c.id == _TASK_ID)",
+        "_OWNED: ColumnElement[bool] = tasks.c.id == _TASK_ID",
+        ("tests/integration/test_owner_scoping.py",),
+    ),
+    Guard(
+        "query plans: a page is read in index order, the id breaking ties in the sort's direction",
+        "src/services/task_service.py",
+        "order = (sort_column.desc(), tasks.c.id.desc()) if descending else (sort_column.asc(), tasks.c.id.asc())",
+        "order = (sort_column.desc(), tasks.c.id.asc()) if descending else (sort_column.asc(), tasks.c.id.desc())",
+        ("tests/integration/test_query_plans.py",),
+    ),
+    Guard(
+        "problem bodies: a message that would quote the input gets a fixed text",
+        "src/api/problems.py",
+        '"msg": _FIXED_MESSAGES.get(str(error["type"]), str(error["msg"])),',
+        '"msg": str(error["msg"]),',
+        ("tests/contract/test_errors.py::test_problem_bodies_never_echo_the_request",),
+    ),
+    Guard(
+        "route access: a private route authorizes its caller",
+        "src/api/access.py",
+        "            authorize(request.scope)\n",
+        "",
+        ("tests/contract/test_route_access.py",),
+    ),
+    Guard(
+        "public fields: a task read returns TaskPublic's fields only",
+        "src/services/task_service.py",
+        "_GET = select(*_PUBLIC_COLUMNS).where(_OWNED)",
+        '_GET = select(*_PUBLIC_COLUMNS, tasks.c.version.label("internal_revision")).where(_OWNED)',
+        ("tests/contract/test_public_fields.py",),
+    ),
+    Guard(
+        "pool renewal: a lost database renews every connection opened before",
+        "src/core/database.py",
+        "self._renewal.database_lost()",
+        "pass",
+        ("tests/unit/test_pool_context.py",),
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def guards_database_url() -> str:
+    conninfo = TEST_DATABASE_URL.replace("postgresql+psycopg://", "postgresql://")
+    server = conninfo.rsplit("/", 1)[0]
+    try:
+        with psycopg.connect(server + "/postgres", autocommit=True, connect_timeout=3) as admin:
+            if not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [GUARDS_DATABASE]).fetchone():
+                admin.execute(f'CREATE DATABASE "{GUARDS_DATABASE}"')
+    except psycopg.Error as error:
+        message = f"PostgreSQL at {server} is unreachable ({type(error).__name__}): the guard checks did not run"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return TEST_DATABASE_URL.rsplit("/", 1)[0] + "/" + GUARDS_DATABASE
+
+
+@pytest.mark.parametrize("guard", GUARDS, ids=[guard.name.split(":")[0] for guard in GUARDS])
+def test_the_guard_test_fails_without_its_line(
+    guard: Guard, guards_database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    copy = tmp_path_factory.mktemp("mutant") / "backend"
+    shutil.copytree(
+        BACKEND_DIR, copy, ignore=shutil.ignore_patterns(".venv", "__pycache__", "*.db*", ".env", "bench", "docs")
+    )
+    source = copy / guard.path
+    text = source.read_text()
+    assert text.count(guard.line) == 1, f"{guard.path} no longer holds the guarded line: update this guard"
+    source.write_text(text.replace(guard.line, guard.without))
+
+    result = subprocess.run(  # noqa: S603 - this interpreter, running pytest on the copy
+        [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-m", "not slow", *guard.tests],
+        cwd=copy,
+        env={**os.environ, "TEST_DATABASE_URL": guards_database_url, "CI": "true"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+    summary = _tail(result.stdout)
+    assert result.returncode == 1, f"expected the guard test to fail (exit code 1), got {result.returncode}:\n{summary}"
+    assert " failed" in summary, summary
+
+
+def _tail(output: str, lines: int = 30) -> str:
+    return "\n".join(output.splitlines()[-lines:])
