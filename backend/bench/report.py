@@ -17,6 +17,9 @@ TARGET_RPS_RATIO = 0.40
 TARGET_P99_RATIO = 3.0
 TARGET_SCALE_RATIO = 1.3
 TARGET_RSS_MB = 150
+TARGET_OVERLOAD_GOODPUT_RATIO = 0.90
+TARGET_OVERLOAD_P99_MS = 1000
+TARGET_PROBE_MS = 100
 
 
 def machine() -> dict[str, Any]:
@@ -71,8 +74,39 @@ def table(results: dict[str, Any]) -> str:
         )
     rss = results["service_peak_rss_mb"]
     lines.append(f"\nService peak RSS: {rss:.0f} MB (target at most {TARGET_RSS_MB} MB: {_mark(rss <= TARGET_RSS_MB)})")
+    if results.get("overload"):
+        lines.append("\n" + overload_table(results))
     if results.get("scale"):
         lines.append("\n" + scale_table(results))
+    return "\n".join(lines)
+
+
+def overload_table(results: dict[str, Any]) -> str:
+    overload = results["overload"]
+    lines = [
+        "| connections | goodput (2xx/s) | answered p50 / p99 ms | refused (503) | client errors / timeouts "
+        "| probes p99 / worst ms | probe failures |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for connections, figures in overload["connections"].items():
+        asked = figures["refused_503"] + figures["answered"]
+        lines.append(
+            f"| {int(connections):,} | {figures['goodput_rps']:,.0f} | {figures['p50_ms']:,.0f} / "
+            f"{figures['p99_ms']:,.0f} | {figures['refused_503']:,} of {asked:,} | "
+            f"{figures['client_errors']} / {figures['client_timeouts']} | {figures['probe_p99_ms']:.1f} / "
+            f"{figures['probe_max_ms']:.1f} | {figures['probe_failures']} |"
+        )
+    busiest = overload["connections"][str(max(int(key) for key in overload["connections"]))]
+    probes = max(figures["probe_p99_ms"] for figures in overload["connections"].values())
+    errors = sum(f["client_errors"] + f["client_timeouts"] for f in overload["connections"].values())
+    lines.append(
+        f"\nGoodput at the most connections: {overload['goodput_ratio']:.0%} of that at the fewest (target at least "
+        f"{TARGET_OVERLOAD_GOODPUT_RATIO:.0%}: {_mark(overload['goodput_ratio'] >= TARGET_OVERLOAD_GOODPUT_RATIO)}); "
+        f"p99 of the answered {busiest['p99_ms']:,.0f} ms (target at most {TARGET_OVERLOAD_P99_MS:,} ms: "
+        f"{_mark(busiest['p99_ms'] <= TARGET_OVERLOAD_P99_MS)}); client errors and timeouts {errors} (target 0: "
+        f"{_mark(errors == 0)}); probes' p99 {probes:.0f} ms (target at most {TARGET_PROBE_MS} ms: "
+        f"{_mark(probes <= TARGET_PROBE_MS)})."
+    )
     return "\n".join(lines)
 
 
@@ -160,6 +194,14 @@ page holds its last full run ({results["date"]}). Raw figures: `backend/bench/re
   {settings["duration_s"]:.0f} s per run, service and baseline alternating (A B A B ...) for
   {settings["rounds"]} rounds after a warm-up; medians over the rounds. Operations: list a 50-task page,
   get one task, create, patch (title), toggle completion.
+- **Overload** (`bench/overload.py`): the same service, one worker with 10 connections to the database,
+  asked for a 50-task page by {", ".join(f"{c:,}" for c in (32, 1024))} keep-alive connections in a closed
+  loop (each sends its next request as soon as it has its answer), {settings.get("overload_duration_s", 0):.0f} s
+  a run after a 3 s warm-up, {settings.get("overload_rounds", 0)} rounds, medians; `/healthz` and `/readyz`
+  asked every 100 ms meanwhile on connections of their own. A request waits at most
+  `DB_ACQUIRE_TIMEOUT_SECONDS` ({settings.get("db_acquire_timeout_s", 0)} s) for a connection, then gets a 503.
+  The load comes from a small uvloop client rather than wrk, which gives one latency for answers and
+  refusals together.
 - **Scale**: one user with {", ".join(f"{size:,}" for size in settings["heavy_sizes"])} tasks; p50 latency
   (2 connections) of the first page and of a page reached by cursor 90% deep, for every sort.
 - **Machine**: {info["cpu"]}, {info["cores"]} cores, Linux {info["kernel"]}, Python {info["python"]},
@@ -168,7 +210,9 @@ page holds its last full run ({results["date"]}). Raw figures: `backend/bench/re
 
 Targets: every operation at least {TARGET_RPS_RATIO:.0%} of the baseline's requests/s with p99 at most
 {TARGET_P99_RATIO:.0f}x the baseline's; first and deep pages at the largest size within
-{TARGET_SCALE_RATIO}x of the smallest; peak RSS at most {TARGET_RSS_MB} MB.
+{TARGET_SCALE_RATIO}x of the smallest; peak RSS at most {TARGET_RSS_MB} MB. Under overload: goodput at 1,024
+connections at least {TARGET_OVERLOAD_GOODPUT_RATIO:.0%} of that at 32, p99 of the answered requests at most
+{TARGET_OVERLOAD_P99_MS:,} ms, no client-side errors or timeouts, probes within {TARGET_PROBE_MS} ms.
 
 ## Results
 

@@ -33,9 +33,9 @@ import psycopg
 from alembic import command
 from alembic.config import Config
 
-from bench import report
+from bench import overload, report
 from bench.seed import bench_database_url, heavy_user, regular_user, seed, wanted_tasks
-from src.core.config import BACKEND_DIR
+from src.core.config import BACKEND_DIR, Settings
 from src.core.database import ALEMBIC_INI
 from src.models.task import TaskSort, TaskStatusFilter
 from src.services.pagination import PagePosition, encode_cursor
@@ -43,6 +43,8 @@ from src.services.pagination import PagePosition, encode_cursor
 JWT_SECRET = "bench-jwt-secret-that-is-long-enough-0123456789"
 CURSOR_SECRET = "bench-cursor-secret-that-is-long-enough-000"
 OPERATIONS = ["list", "get", "create", "patch", "toggle"]
+OVERLOAD_CONNECTIONS = [32, 1024]
+ACQUIRE_TIMEOUT_DEFAULT = Settings.model_fields["db_acquire_timeout_seconds"].default
 HEAVY_SIZES = [1_000, 100_000, 1_000_000]
 LUA = (Path(__file__).parent / "wrk" / "operation.lua").read_text()
 SORT_COLUMNS = {
@@ -276,6 +278,45 @@ def scale(service: App, conninfo: str, heavy: list[int], args: argparse.Namespac
     return results
 
 
+def overloaded(service: App, args: argparse.Namespace) -> dict[str, Any]:
+    """One worker's list route at 32, then 1,024 connections (opened and warmed before the measured window,
+    as a proxy's pooled connections would be), with the health probes asked every 100 ms throughout.
+    Medians over the rounds."""
+    port = int(service.base_url.rsplit(":", 1)[1])
+    user = regular_user(0)
+    runs: dict[int, list[dict[str, Any]]] = {connections: [] for connections in OVERLOAD_CONNECTIONS}
+    for round_number in range(1, args.overload_rounds + 1):
+        for connections in OVERLOAD_CONNECTIONS:
+            figures = overload.run(
+                port,
+                f"/api/v1/users/{user}/tasks",
+                _token(user),
+                connections=connections,
+                seconds=args.overload_duration,
+            )
+            runs[connections].append(figures)
+            print(
+                f"overload round {round_number} {connections:>5} connections: goodput {figures['goodput_rps']:7.0f}/s  "
+                f"p50 {figures['p50_ms']:7.1f} ms  p99 {figures['p99_ms']:7.1f} ms  503 {figures['refused_503']:6d}  "
+                f"client errors {figures['client_errors'] + figures['client_timeouts']}  "
+                f"probes p99 {figures['probe_p99_ms']:.1f} ms, worst {figures['probe_max_ms']:.1f} ms",
+                flush=True,
+            )
+    summary = {
+        str(connections): {
+            key: statistics.median(run[key] for run in connection_runs)
+            for key in ("goodput_rps", "p50_ms", "p99_ms", "probe_p99_ms", "probe_max_ms")
+        }
+        | {
+            key: sum(run[key] for run in connection_runs)
+            for key in ("refused_503", "client_errors", "client_timeouts", "probe_failures", "answered")
+        }
+        for connections, connection_runs in runs.items()
+    }
+    low, high = (summary[str(connections)] for connections in OVERLOAD_CONNECTIONS)
+    return {"connections": summary, "goodput_ratio": high["goodput_rps"] / low["goodput_rps"], "runs": runs}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--duration", type=float, default=10, help="seconds per wrk run")
@@ -285,6 +326,9 @@ def main() -> None:
     parser.add_argument("--scale-duration", type=float, default=3)
     parser.add_argument("--heavy", default=",".join(map(str, HEAVY_SIZES)))
     parser.add_argument("--skip-scale", action="store_true")
+    parser.add_argument("--overload-duration", type=float, default=15, help="seconds per overload run")
+    parser.add_argument("--overload-rounds", type=int, default=3)
+    parser.add_argument("--skip-overload", action="store_true")
     parser.add_argument(
         "--operations", default=",".join(OPERATIONS), help="which to measure, comma-separated (default: all)"
     )
@@ -307,6 +351,9 @@ def main() -> None:
         "LOG_LEVEL": "INFO",
         "DB_POOL_SIZE": "10",
         "DB_MAX_OVERFLOW": "0",
+        "DB_ACQUIRE_TIMEOUT_SECONDS": os.environ.get(
+            "DB_ACQUIRE_TIMEOUT_SECONDS", str(Settings.model_fields["db_acquire_timeout_seconds"].default)
+        ),
     }
     baseline_env = {"BENCH_DATABASE_URL": conninfo, "CURSOR_SECRET": CURSOR_SECRET}
     list_path = "/api/v1/users/bench-user-0/tasks"
@@ -337,6 +384,7 @@ def main() -> None:
     ):
         comparison = compare(service, baseline, scripts, args)
         comparison["service_peak_rss_mb"] = peak_rss_mb(service.process.pid)
+        comparison["overload"] = {} if args.skip_overload else overloaded(service, args)
         comparison["scale"] = {} if args.skip_scale else scale(service, conninfo, heavy, args)
     results = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -347,10 +395,14 @@ def main() -> None:
             "connections": args.connections,
             "wrk_threads": args.threads,
             "heavy_sizes": heavy,
+            "overload_duration_s": args.overload_duration,
+            "overload_rounds": args.overload_rounds,
+            "db_acquire_timeout_s": float(service_env["DB_ACQUIRE_TIMEOUT_SECONDS"]),
         },
         **comparison,
     }
-    path = report.save(results, full_run=args.operations == parser.get_default("operations") and not args.skip_scale)
+    full_run = args.operations == parser.get_default("operations") and not (args.skip_scale or args.skip_overload)
+    path = report.save(results, full_run=full_run)
     print()
     print(report.table(results))
     print(f"\nresults: {path}\nservice log: {logs / 'service.log'}")

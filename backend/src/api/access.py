@@ -22,6 +22,7 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.routing import BaseRoute
 from starlette.types import Scope
 
+from src.api.deps import database_of
 from src.core.errors import DomainError, MissingCredentialsError, PermissionDeniedError
 
 # Set by AuthenticationMiddleware in the request's `scope["state"]`: the verified subject (a user id), or why
@@ -51,9 +52,11 @@ def authorize(scope: Scope) -> str:
 
 
 class GuardedRoute(APIRoute):
-    """A route for authenticated callers only (the default), documented as needing the bearer token. A
-    route that takes a body accepts `application/json` (or a `+json` type) only: else a 415, before the
-    body is read."""
+    """A route for authenticated callers only (the default), documented as needing the bearer token. Once
+    its caller is authorized, it holds a database slot for the request's work (waiting a bounded time, or
+    a 503: src/core/database.py), so a request the service cannot serve soon is refused before its body
+    is read or validated, and public routes (probes, docs) never queue behind it. A route that takes a
+    body accepts `application/json` (or a `+json` type) only: else a 415, before the body is read."""
 
     public: ClassVar[bool] = False
 
@@ -71,7 +74,8 @@ class GuardedRoute(APIRoute):
 
         async def authorized(request: Request) -> Response:
             authorize(request.scope)
-            return await handler(request)
+            async with database_of(request).admitted():
+                return await handler(request)
 
         return authorized
 

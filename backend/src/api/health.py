@@ -38,7 +38,7 @@ async def readyz(request: Request) -> HealthStatus | Response:
     expected = request.app.state.schema_head
     try:
         async with asyncio.timeout(READINESS_TIMEOUT_SECONDS):
-            revision = await current_revision(request.app.state.database.engine)
+            revision = await current_revision(request.app.state.database.probe_engine)
     except Exception as error:  # noqa: BLE001 - any failure to reach the database means "not ready"
         logger.warning("readiness check failed", extra={"error": type(error).__name__})
         return service_unavailable("The database is not answering.")

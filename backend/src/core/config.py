@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=10, ge=1)
     db_max_overflow: int = Field(default=5, ge=0)
     db_pool_timeout_seconds: float = Field(default=5.0, gt=0)
+    db_acquire_timeout_seconds: float = Field(
+        default=0.8, gt=0, description="How long a request may wait for a database connection before a 503."
+    )
     db_pool_recycle_seconds: int = Field(default=1800, ge=-1)
     db_pool_pre_ping: bool = True
     db_pool_pre_ping_idle_seconds: float = Field(default=1.0, ge=0)

@@ -12,6 +12,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager, suppress
+from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta, tzinfo
 from functools import cache
 from typing import Any, cast
@@ -29,6 +30,7 @@ from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.util import greenlet_spawn
 
 from src.core.config import BACKEND_DIR, Settings
+from src.core.errors import ServiceUnavailableError
 
 ALEMBIC_INI = BACKEND_DIR / "alembic.ini"
 SQLITE_BUSY_TIMEOUT_SECONDS = 15
@@ -83,6 +85,26 @@ class _Renewal:
     def _checked_out(self, _dbapi_connection: Any, record: Any, _proxy: Any) -> None:
         if record.info.get("opened_at", self._lost_at) < self._lost_at:
             raise DisconnectionError("the connection was opened before the database was lost")
+
+
+def create_probe_engine(settings: Settings) -> AsyncEngine:
+    """One connection for the readiness probe, outside the request pool: a pool that is fully lent out means
+    the instance is busy, not that the database is down."""
+    connect_args: dict[str, Any] = (
+        {"timeout": SQLITE_BUSY_TIMEOUT_SECONDS}
+        if settings.is_sqlite
+        else {"connect_timeout": settings.db_connect_timeout_seconds}
+    )
+    if settings.db_transaction_pooler:
+        connect_args["prepare_threshold"] = None
+    return create_async_engine(
+        settings.database_url,
+        pool_size=1,
+        max_overflow=0,
+        pool_timeout=settings.db_connect_timeout_seconds,
+        connect_args=connect_args,
+        hide_parameters=True,
+    )
 
 
 def _ping_when_idle(engine: AsyncEngine, idle_seconds: float) -> None:
@@ -315,16 +337,34 @@ async def in_pool_context(call: Callable[[], object]) -> None:
     await greenlet_spawn(call)
 
 
+# Set while a request holds one of the pool's slots (Database.admitted): its connections take no other.
+_admitted: ContextVar[bool] = ContextVar("admitted", default=False)
+
+
+class DatabaseBusyError(ServiceUnavailableError):
+    def __init__(self) -> None:
+        super().__init__("the service is busy: every database connection is in use; retry shortly")
+
+
 class Database:
     """The engine, and connections lent one per request.
 
-    At most as many connections as the pool holds are lent at once, and requests past that wait in
-    arrival order: SQLAlchemy's pool lets a newcomer take a freed connection ahead of requests already
-    waiting, which under load left some waiting for seconds."""
+    The pool's connections are handed out through as many slots, in arrival order: SQLAlchemy's pool lets
+    a newcomer take a freed connection ahead of requests already waiting, which under load left some
+    waiting for seconds. A request takes its slot before any of its work (`admitted()`, which the route
+    class enters before the body is read or validated), waits for it at most `DB_ACQUIRE_TIMEOUT_SECONDS`,
+    and is otherwise answered 503 (DatabaseBusyError): under overload the service answers in bounded time
+    or says no, and a request it says no to has cost little. Work outside a request (the idempotency
+    purge) takes a slot when it connects.
+
+    The readiness probe has a connection of its own (`probe_engine`), so a busy instance is not taken
+    for a dead one."""
 
     def __init__(self, settings: Settings) -> None:
         self.engine = create_engine(settings)
+        self.probe_engine = create_probe_engine(settings)
         self._slots = asyncio.Semaphore(settings.db_pool_size + settings.db_max_overflow)
+        self._acquire_timeout = settings.db_acquire_timeout_seconds
         self._direct = self.engine.dialect.name == "postgresql"
         self._renewal = _Renewal(self.engine) if self._direct else None
         self._observers: list[StatementObserver] = []
@@ -333,10 +373,31 @@ class Database:
         """A connection for one unit of work; anything left uncommitted is rolled back on return."""
         return _Lease(self) if self._direct else self._core_connection()
 
+    def admitted(self) -> AbstractAsyncContextManager[None]:
+        """Holds one of the pool's slots for a request's whole work, waiting for it a bounded time."""
+        return _Admission(self)
+
+    async def _take_slot(self) -> None:
+        if not self._slots.locked():  # free: no timer to arm
+            await self._slots.acquire()
+            return
+        try:
+            async with asyncio.timeout(self._acquire_timeout):
+                await self._slots.acquire()
+        except TimeoutError:
+            raise DatabaseBusyError() from None
+
     @asynccontextmanager
     async def _core_connection(self) -> AsyncIterator[Connection]:
-        async with self._slots, self.engine.connect() as core:
-            yield _CoreConnection(core)
+        takes_slot = not _admitted.get()
+        if takes_slot:
+            await self._take_slot()
+        try:
+            async with self.engine.connect() as core:
+                yield _CoreConnection(core)
+        finally:
+            if takes_slot:
+                self._slots.release()
 
     async def _borrow(self) -> tuple[PoolProxiedConnection, _DriverConnection]:
         try:
@@ -380,23 +441,27 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        await self.probe_engine.dispose()
 
 
 class _Lease:
     """`async with database.connect()` on PostgreSQL: a class rather than an @asynccontextmanager, which
     costs a generator and its frames on every request."""
 
-    __slots__ = ("_connection", "_database", "_pooled")
+    __slots__ = ("_connection", "_database", "_pooled", "_takes_slot")
 
     def __init__(self, database: Database) -> None:
         self._database = database
+        self._takes_slot = not _admitted.get()
 
     async def __aenter__(self) -> Connection:
-        await self._database._slots.acquire()
+        if self._takes_slot:
+            await self._database._take_slot()
         try:
             self._pooled, self._connection = await self._database._borrow()
         except BaseException:
-            self._database._slots.release()
+            if self._takes_slot:
+                self._database._slots.release()
             raise
         return self._connection
 
@@ -404,7 +469,23 @@ class _Lease:
         try:
             await self._database._give_back(self._pooled, self._connection)
         finally:
-            self._database._slots.release()
+            if self._takes_slot:
+                self._database._slots.release()
+
+
+class _Admission:
+    __slots__ = ("_database", "_token")
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    async def __aenter__(self) -> None:
+        await self._database._take_slot()
+        self._token = _admitted.set(True)
+
+    async def __aexit__(self, *_exc_info: object) -> None:
+        _admitted.reset(self._token)
+        self._database._slots.release()
 
 
 def head_revision() -> str:
@@ -417,9 +498,22 @@ def head_revision() -> str:
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:
-    """The schema revision the database is at, or None before the first migration."""
-    async with engine.connect() as connection:
-        has_table = await connection.run_sync(lambda sync: inspect(sync).has_table("alembic_version"))
-        if not has_table:
-            return None
-        return (await connection.execute(text("SELECT version_num FROM alembic_version"))).scalar_one_or_none()
+    """The schema revision the database is at, or None before the first migration: one round trip in the
+    usual case, so the readiness probe answers quickly even while the service is busy. A connection the
+    database dropped (a restart) is replaced and the question asked again, once."""
+    for attempt in (1, 2):
+        async with engine.connect() as connection:
+            try:
+                result = await connection.execute(_REVISION)
+            except DBAPIError as error:
+                if error.connection_invalidated and attempt == 1:
+                    continue
+                await connection.rollback()
+                if await connection.run_sync(lambda sync: inspect(sync).has_table("alembic_version")):
+                    raise
+                return None  # never migrated
+            return result.scalar_one_or_none()
+    raise AssertionError("unreachable")
+
+
+_REVISION = text("SELECT version_num FROM alembic_version")

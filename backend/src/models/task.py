@@ -9,8 +9,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, TypedDict
 
-from pydantic import AfterValidator, ConfigDict, StrictBool, StringConstraints, WithJsonSchema
-from pydantic_core import PydanticCustomError
+from pydantic import AfterValidator, ConfigDict, GetJsonSchemaHandler, StrictBool, StringConstraints, WithJsonSchema
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, PydanticCustomError
 from sqlalchemy import CheckConstraint, Index, Uuid
 from sqlmodel import Field, SQLModel
 
@@ -218,9 +219,18 @@ class TaskStatusFilter(StrEnum):
 
 
 class TaskSort(StrEnum):
+    """A list's order: a field, descending with a leading `-`; tasks that tie are ordered by id."""
+
     NEWEST_FIRST = "-created_at"
     OLDEST_FIRST = "created_at"
     RECENTLY_UPDATED_FIRST = "-updated_at"
     LEAST_RECENTLY_UPDATED_FIRST = "updated_at"
     TITLE_ASCENDING = "title"
     TITLE_DESCENDING = "-title"
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        # Client generators name each value after these (a value such as `-created_at` makes no name).
+        schema = handler.resolve_ref_schema(handler(core_schema))
+        schema["x-enum-varnames"] = [member.name for member in cls]
+        return schema

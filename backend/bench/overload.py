@@ -1,0 +1,207 @@
+"""Closed-loop HTTP/1.1 load that keeps each answer's status and latency apart.
+
+wrk reports one latency distribution for every answer together; the overload scenario needs the latency
+of the answered requests apart from the refusals (503), and the health probes' latency while the load
+runs. Each connection sends a request, reads the whole answer and sends the next, as wrk does. Each is a
+bare asyncio protocol on uvloop, so the client costs a small fraction of what the service spends on a
+request and leaves the machine's cores to the service and the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import multiprocessing
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvloop
+
+PROBE_INTERVAL_SECONDS = 0.1
+_HEAD_END = b"\r\n\r\n"
+
+
+@dataclass
+class Tally:
+    window: tuple[float, float]
+    answered_ms: list[float] = field(default_factory=list)
+    refused: int = 0
+    other_status: dict[int, int] = field(default_factory=dict)
+    errors: int = 0
+    timeouts: int = 0
+    probes_ms: list[float] = field(default_factory=list)
+    probe_failures: int = 0
+
+    def counts(self, moment: float) -> bool:
+        return self.window[0] <= moment <= self.window[1]
+
+
+def _request(method: str, path: str, headers: dict[str, str]) -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", *(f"{name}: {value}" for name, value in headers.items())]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def _answer_length(buffer: bytearray) -> tuple[int, int] | None:
+    """(status, total length) once a whole answer is in the buffer; the service's answers carry
+    Content-Length."""
+    head_end = buffer.find(_HEAD_END)
+    if head_end < 0:
+        return None
+    length = 0
+    for line in bytes(buffer[:head_end]).split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.lower() == b"content-length":
+            length = int(value)
+    total = head_end + len(_HEAD_END) + length
+    return (int(buffer[9:12]), total) if len(buffer) >= total else None
+
+
+class _Client(asyncio.Protocol):
+    """One keep-alive connection in a closed loop: each answer sends the next request at once."""
+
+    def __init__(self, request: bytes, tally: Tally) -> None:
+        self.request = request
+        self.tally = tally
+        self.buffer = bytearray()
+        self.sent_at = 0.0
+        self.transport: asyncio.Transport | None = None
+        self.closed = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.send()
+
+    def send(self) -> None:
+        assert self.transport is not None
+        self.sent_at = time.monotonic()
+        self.transport.write(self.request)
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        answer = _answer_length(self.buffer)
+        if answer is None:
+            return
+        status, total = answer
+        del self.buffer[:total]
+        if self.tally.counts(self.sent_at):
+            if 200 <= status < 300:
+                self.tally.answered_ms.append((time.monotonic() - self.sent_at) * 1000)
+            elif status == 503:
+                self.tally.refused += 1
+            else:
+                self.tally.other_status[status] = self.tally.other_status.get(status, 0) + 1
+        self.send()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(exc)
+
+
+def _probe(port: int, path: str, window: tuple[float, float], results: Any) -> None:
+    """Asks a health route every 100 ms on a keep-alive connection of its own, as a load balancer does; in a
+    process of its own, so its timing owes nothing to the load client. Puts (latencies, failures)."""
+    tally = Tally(window=window)
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    warm = False  # the first answer on a new connection is not a probe's: under load it waits to be accepted
+    while time.monotonic() < window[1]:
+        sent = time.monotonic()
+        try:
+            connection.request("GET", path)
+            response = connection.getresponse()
+            response.read()
+            status = response.status
+        except (OSError, http.client.HTTPException):
+            status = 0
+            connection.close()
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        if warm and tally.counts(sent):
+            tally.probes_ms.append((time.monotonic() - sent) * 1000)
+            tally.probe_failures += status != 200
+        warm = status != 0
+        time.sleep(PROBE_INTERVAL_SECONDS)
+    connection.close()
+    results.put((tally.probes_ms, tally.probe_failures))
+
+
+async def _drive(
+    port: int, request: bytes, connections: int, warmup: float, seconds: float, give_up: float, probes: list[str]
+) -> Tally:
+    loop = asyncio.get_running_loop()
+    start = time.monotonic() + warmup
+    tally = Tally(window=(start, start + seconds))
+    clients: list[_Client] = []
+    for _ in range(connections):
+        try:
+            _transport, client = await loop.create_connection(lambda: _Client(request, tally), "127.0.0.1", port)
+            clients.append(client)
+        except OSError:
+            tally.errors += 1
+    probe_results: Any = multiprocessing.Queue()
+    probers = [
+        multiprocessing.Process(target=_probe, args=(port, path, tally.window, probe_results)) for path in probes
+    ]
+    for prober in probers:
+        prober.start()
+    lost: set[int] = set()
+    while time.monotonic() < start + seconds:
+        await asyncio.sleep(0.25)
+        now = time.monotonic()
+        for index, client in enumerate(clients):
+            if client.closed.done():
+                if index not in lost and tally.counts(now):
+                    tally.errors += 1  # a connection the service closed or reset
+                lost.add(index)
+            elif now - client.sent_at > give_up and tally.counts(client.sent_at):
+                tally.timeouts += 1
+                client.sent_at = now  # counted once
+    for client in clients:
+        if client.transport is not None:
+            client.transport.close()
+    for _prober in probers:
+        latencies, failures = probe_results.get(timeout=30)
+        tally.probes_ms += latencies
+        tally.probe_failures += failures
+    for prober in probers:
+        prober.join()
+    return tally
+
+
+def _percentile(values: list[float], percent: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(percent / 100 * (len(ordered) - 1)))]
+
+
+def run(
+    port: int,
+    path: str,
+    token: str,
+    *,
+    connections: int,
+    seconds: float,
+    warmup: float = 3,
+    timeout: float = 10,
+    probes: tuple[str, ...] = ("/healthz", "/readyz"),
+) -> dict[str, Any]:
+    """Goodput (2xx a second), p50 and p99 of the 2xx answers, refusals (503), anything else, client-side
+    connection errors and timeouts, and the health probes' p99 and worst latency, over `seconds`."""
+    request = _request("GET", path, {"Authorization": f"Bearer {token}"})
+    tally = uvloop.run(_drive(port, request, connections, warmup, seconds, timeout, list(probes)))
+    return {
+        "connections": connections,
+        "seconds": seconds,
+        "goodput_rps": len(tally.answered_ms) / seconds,
+        "answered": len(tally.answered_ms),
+        "p50_ms": statistics.median(tally.answered_ms) if tally.answered_ms else float("nan"),
+        "p99_ms": _percentile(tally.answered_ms, 99),
+        "refused_503": tally.refused,
+        "other_status": tally.other_status,
+        "client_errors": tally.errors,
+        "client_timeouts": tally.timeouts,
+        "probe_p99_ms": _percentile(tally.probes_ms, 99),
+        "probe_max_ms": max(tally.probes_ms, default=float("nan")),
+        "probe_failures": tally.probe_failures,
+    }
