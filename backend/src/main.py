@@ -19,7 +19,6 @@ from src.api.access import GuardedRoute, check_every_route_is_guarded, guard_new
 from src.api.middleware import (
     AuthenticationMiddleware,
     BodySizeLimitMiddleware,
-    HtmlContentSecurityPolicy,
     RequestContextMiddleware,
 )
 from src.api.openapi import finish_openapi
@@ -122,9 +121,8 @@ async def _stop(task: asyncio.Task[None]) -> None:
 
 
 def _install_middleware(app: FastAPI, settings: Settings) -> None:
-    """The last added runs first: CORS, request context, body size, page policy, authentication."""
+    """The last added runs first: CORS, request context, body size, authentication."""
     app.add_middleware(AuthenticationMiddleware)
-    app.add_middleware(HtmlContentSecurityPolicy)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_body_bytes)
     app.add_middleware(
         RequestContextMiddleware, route_index=app.state.route_index, record_metrics=settings.metrics_enabled

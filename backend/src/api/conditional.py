@@ -11,7 +11,7 @@ import re
 
 from fastapi import HTTPException, Request
 
-from src.api.headers import DocumentedHeader
+from src.api.parameters import DocumentedHeader
 
 _ENTITY_TAG = re.compile(r'[ \t]*(W/)?"([\x21\x23-\x7e]*)"[ \t]*(?:,|$)')
 _MAX_HEADER_LENGTH = 2048

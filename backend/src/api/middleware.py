@@ -43,8 +43,8 @@ def _accepted_request_id(value: str | None) -> str | None:
 
 class RequestContextMiddleware:
     """Gives each request an id (echoed in `X-Request-ID`, logged, put in problem bodies), writes one
-    access line per request (with what it did: see `record_event`), and turns any unhandled exception
-    into a 500 problem without details."""
+    access line per request (with what it did: see `record_event`), puts the page policy on HTML answers,
+    and turns any unhandled exception into a 500 problem without details."""
 
     def __init__(self, app: ASGIApp, *, route_index: RouteIndex, record_metrics: bool) -> None:
         self.app = app
@@ -69,7 +69,10 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 response_started = True
                 status = message["status"]
-                message["headers"] = [*message.get("headers", ()), request_id_header]
+                headers = [*message.get("headers", ()), request_id_header]
+                if _is_html(headers):
+                    headers.append(HTML_POLICY)
+                message["headers"] = headers
             await send(message)
 
         try:
@@ -187,31 +190,15 @@ class AuthenticationMiddleware:
         return await verifier.verify(token.strip())
 
 
-class HtmlContentSecurityPolicy:
-    """Every HTML page the service serves (the docs) may load only the service's own scripts, styles and
-    images, so it never reaches out to a CDN (ReDoc's bundle links a logo on one) and works on a machine
-    with no internet. Chosen by the response's media type, so it holds wherever the service is mounted."""
-
-    POLICY = (
-        b"default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
-        b"script-src 'self' 'unsafe-inline'; worker-src 'self' blob:; font-src 'self' data:; connect-src 'self'"
-    )
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_policy(message: Message) -> None:
-            if message["type"] == "http.response.start" and _is_html(message):
-                message["headers"] = [*message.get("headers", ()), (b"content-security-policy", self.POLICY)]
-            await send(message)
-
-        await self.app(scope, receive, send_with_policy)
+# Every HTML page the service serves (the docs) may load only the service's own scripts, styles and images,
+# so it never reaches out to a CDN (ReDoc's bundle links a logo on one) and works with no internet. Chosen
+# by the answer's media type, so it holds wherever the service is mounted.
+HTML_POLICY = (
+    b"content-security-policy",
+    b"default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+    b"script-src 'self' 'unsafe-inline'; worker-src 'self' blob:; font-src 'self' data:; connect-src 'self'",
+)
 
 
-def _is_html(start: Message) -> bool:
-    return any(name.lower() == b"content-type" and value.startswith(b"text/html") for name, value in start["headers"])
+def _is_html(headers: list[tuple[bytes, bytes]]) -> bool:
+    return any(name.lower() == b"content-type" and value.startswith(b"text/html") for name, value in headers)

@@ -16,12 +16,17 @@ BEARER_SCHEME = {
 
 def finish_openapi(document: dict[str, Any]) -> dict[str, Any]:
     """- error responses are application/problem+json (FastAPI documents every `model` as application/json);
-    - an optional parameter is left out, never null, and its description is not repeated in its schema;
+    - parameters are listed path, query, header, and an optional one is left out, never null, and its
+      description is not repeated in its schema;
     - each route's one-sentence docstring becomes its summary;
     - the bearer scheme that every private route declares (src/api/access.py) is defined."""
     document.setdefault("components", {}).setdefault("securitySchemes", {})["HTTPBearer"] = BEARER_SCHEME
     for path_item in document.get("paths", {}).values():
         for operation in path_item.values():
+            if "parameters" in operation:
+                # Parameters a route reads itself come through openapi_extra, after FastAPI's: put them in
+                # FastAPI's order (path, query, header), keeping each group's own order.
+                operation["parameters"].sort(key=lambda parameter: _LOCATIONS.index(parameter["in"]))
             for parameter in operation.get("parameters", []):
                 parameter["schema"] = _parameter_schema(parameter)
             if description := operation.get("description"):
@@ -34,6 +39,7 @@ def finish_openapi(document: dict[str, Any]) -> dict[str, Any]:
 
 
 _NULL = {"type": "null"}
+_LOCATIONS = ["path", "query", "header", "cookie"]
 
 
 def _parameter_schema(parameter: dict[str, Any]) -> dict[str, Any]:

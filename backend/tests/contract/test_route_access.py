@@ -108,3 +108,17 @@ def test_the_public_routes_are_the_probes_the_metrics_and_the_docs(client: TestC
         "/readyz",
         "/metrics",
     }
+
+
+def test_the_task_routes_are_the_apps_first_routes(client: TestClient) -> None:
+    """Matched once and before the docs routes (src/main.py): the app takes them through FastAPI's `routes`
+    argument, which a FastAPI upgrade could drop or reorder."""
+    app: Any = client.app
+    first = app.routes[:7]
+
+    assert all(isinstance(route, GuardedRoute) and not route.public for route in first)
+    assert {route.path for route in first} == {
+        "/api/v1/users/{user_id}/tasks",
+        "/api/v1/users/{user_id}/tasks/{task_id}",
+        "/api/v1/users/{user_id}/tasks/{task_id}/complete",
+    }

@@ -7,13 +7,14 @@ from datetime import timedelta
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from pydantic import Field, StringConstraints
 
 from src.api.access import GuardedRoute
 from src.api.conditional import IF_MATCH, IF_NONE_MATCH, etag_of, expected_versions, none_match
 from src.api.deps import database_of, settings_of
-from src.api.headers import DocumentedHeader, documented
 from src.api.json import json_response
+from src.api.parameters import DocumentedHeader, PathParameter, documented
 from src.api.problems import problem_responses
 from src.api.v1 import PREFIX
 from src.models.idempotency import IDEMPOTENCY_KEY_MAX_LENGTH
@@ -37,17 +38,16 @@ router = APIRouter(
     route_class=GuardedRoute,
 )
 
-UserId = Annotated[
-    str,
-    Path(
-        min_length=1,
-        max_length=USER_ID_MAX_LENGTH,
-        pattern=r"^[!-~]+$",
-        description="The owner's id; must equal the token's `sub`.",
-        examples=["alice"],
-    ),
-]
-TaskId = Annotated[uuid.UUID, Path(description="The task's id.")]
+USER_ID = PathParameter(
+    "user_id",
+    Annotated[
+        str,
+        StringConstraints(min_length=1, max_length=USER_ID_MAX_LENGTH, pattern=r"^[!-~]+$"),
+        Field(examples=["alice"]),
+    ],
+    description="The owner's id; must equal the token's `sub`.",
+)
+TASK_ID = PathParameter("task_id", uuid.UUID, description="The task's id.")
 IDEMPOTENCY_KEY = DocumentedHeader(
     "Idempotency-Key",
     description="1 to 255 visible ASCII characters, unique per intended create: a retry with the same key "
@@ -79,7 +79,7 @@ def _task_response(task: TaskRecord, status_code: int = status.HTTP_200_OK, **he
     "",
     operation_id="createTask",
     status_code=status.HTTP_201_CREATED,
-    openapi_extra=documented(IDEMPOTENCY_KEY),
+    openapi_extra=documented(USER_ID, IDEMPOTENCY_KEY),
     response_model=TaskPublic,
     responses={
         **problem_responses(400, 409, 415),
@@ -94,12 +94,9 @@ def _task_response(task: TaskRecord, status_code: int = status.HTTP_200_OK, **he
         },
     },
 )
-async def create_task(
-    request: Request,
-    user_id: UserId,
-    data: TaskCreate,
-) -> Response:
+async def create_task(request: Request, data: TaskCreate) -> Response:
     """Create a task in the user's list; with an Idempotency-Key, a retry replays the first answer."""
+    user_id: str = USER_ID.value(request)
     key = checked_idempotency_key(IDEMPOTENCY_KEY.value(request))
     async with database_of(request).connect() as connection:
         created = await task_service.create_task(
@@ -120,10 +117,9 @@ def _task_location(request: Request, user_id: str, task_id: uuid.UUID | str) -> 
     return f"{root_path}{router.prefix.format(user_id=quote(user_id, safe=''))}/{task_id}"
 
 
-@router.get("", operation_id="listTasks", response_model=TaskPage)
+@router.get("", operation_id="listTasks", response_model=TaskPage, openapi_extra=documented(USER_ID))
 async def list_tasks(
     request: Request,
-    user_id: UserId,
     status_filter: Annotated[
         TaskStatusFilter, Query(alias="status", description="Which tasks to list.")
     ] = TaskStatusFilter.ALL,
@@ -139,6 +135,7 @@ async def list_tasks(
     ] = None,
 ) -> Response:
     """List the user's tasks, one page at a time."""
+    user_id: str = USER_ID.value(request)
     async with database_of(request).connect() as connection:
         page = await task_service.list_tasks(
             connection=connection,
@@ -155,7 +152,7 @@ async def list_tasks(
 @router.get(
     "/{task_id}",
     operation_id="getTask",
-    openapi_extra=documented(IF_NONE_MATCH),
+    openapi_extra=documented(USER_ID, TASK_ID, IF_NONE_MATCH),
     response_model=TaskPublic,
     responses={
         200: {"headers": ETAG_HEADER},
@@ -163,8 +160,10 @@ async def list_tasks(
         **problem_responses(400, 404),
     },
 )
-async def get_task(request: Request, user_id: UserId, task_id: TaskId) -> Response:
+async def get_task(request: Request) -> Response:
     """Get one task; with If-None-Match, a 304 when the client's copy is current."""
+    user_id: str = USER_ID.value(request)
+    task_id: uuid.UUID = TASK_ID.value(request)
     async with database_of(request).connect() as connection:
         task = await task_service.get_task(connection=connection, user_id=user_id, task_id=task_id)
     if none_match(IF_NONE_MATCH.value(request), task["version"]):
@@ -177,10 +176,12 @@ async def get_task(request: Request, user_id: UserId, task_id: TaskId) -> Respon
     operation_id="replaceTask",
     response_model=TaskPublic,
     responses=WRITE_RESPONSES,
-    openapi_extra=documented(IF_MATCH),
+    openapi_extra=documented(USER_ID, TASK_ID, IF_MATCH),
 )
-async def replace_task(request: Request, user_id: UserId, task_id: TaskId, data: TaskReplace) -> Response:
+async def replace_task(request: Request, data: TaskReplace) -> Response:
     """Replace a task: omitted fields return to their defaults."""
+    user_id: str = USER_ID.value(request)
+    task_id: uuid.UUID = TASK_ID.value(request)
     async with database_of(request).connect() as connection:
         task = await task_service.replace_task(
             connection=connection,
@@ -197,10 +198,12 @@ async def replace_task(request: Request, user_id: UserId, task_id: TaskId, data:
     operation_id="updateTask",
     response_model=TaskPublic,
     responses=WRITE_RESPONSES,
-    openapi_extra=documented(IF_MATCH),
+    openapi_extra=documented(USER_ID, TASK_ID, IF_MATCH),
 )
-async def patch_task(request: Request, user_id: UserId, task_id: TaskId, data: TaskPatch) -> Response:
+async def patch_task(request: Request, data: TaskPatch) -> Response:
     """Change some fields of a task; `"description": null` clears the description."""
+    user_id: str = USER_ID.value(request)
+    task_id: uuid.UUID = TASK_ID.value(request)
     async with database_of(request).connect() as connection:
         task = await task_service.patch_task(
             connection=connection,
@@ -217,10 +220,12 @@ async def patch_task(request: Request, user_id: UserId, task_id: TaskId, data: T
     operation_id="toggleTask",
     response_model=TaskPublic,
     responses=TOGGLE_RESPONSES,
-    openapi_extra=documented(IF_MATCH),
+    openapi_extra=documented(USER_ID, TASK_ID, IF_MATCH),
 )
-async def toggle_completion(request: Request, user_id: UserId, task_id: TaskId) -> Response:
+async def toggle_completion(request: Request) -> Response:
     """Toggle a task between completed and pending."""
+    user_id: str = USER_ID.value(request)
+    task_id: uuid.UUID = TASK_ID.value(request)
     async with database_of(request).connect() as connection:
         task = await task_service.toggle_completion(
             connection=connection,
@@ -234,12 +239,14 @@ async def toggle_completion(request: Request, user_id: UserId, task_id: TaskId) 
 @router.delete(
     "/{task_id}",
     operation_id="deleteTask",
-    openapi_extra=documented(IF_MATCH),
+    openapi_extra=documented(USER_ID, TASK_ID, IF_MATCH),
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problem_responses(400, 404, 412),
 )
-async def delete_task(request: Request, user_id: UserId, task_id: TaskId) -> Response:
+async def delete_task(request: Request) -> Response:
     """Delete a task."""
+    user_id: str = USER_ID.value(request)
+    task_id: uuid.UUID = TASK_ID.value(request)
     async with database_of(request).connect() as connection:
         await task_service.delete_task(
             connection=connection,
