@@ -192,7 +192,9 @@ page holds its last full run ({results["date"]}). Raw figures: `backend/bench/re
   JSON; no framework, auth, validation or logging. It is the limit, not a competitor.
 - **Load**: wrk, {settings["connections"]} connections, {settings["wrk_threads"]} threads,
   {settings["duration_s"]:.0f} s per run, service and baseline alternating (A B A B ...) for
-  {settings["rounds"]} rounds after a warm-up; medians over the rounds. Operations: list a 50-task page,
+  {settings["rounds"]} rounds after a warm-up; requests/s and latencies are medians over the rounds, and each
+  ratio is the median over the rounds of that round's service/baseline ratio (the two runs of a round
+  are back to back, so machine drift between rounds cancels out). Operations: list a 50-task page,
   get one task, create, patch (title), toggle completion.
 - **Overload** (`bench/overload.py`): the same service, one worker with 10 connections to the database,
   asked for a 50-task page by {", ".join(f"{c:,}" for c in (32, 1024))} keep-alive connections in a closed
@@ -219,6 +221,24 @@ connections at least {TARGET_OVERLOAD_GOODPUT_RATIO:.0%} of that at 32, p99 of t
 {table(results)}
 
 ![Throughput per operation and list latency against list size](benchmarks.png)
+
+## Reading the overload figures
+
+The load is a closed loop: a client whose request is refused sends the next one at once. With a wait
+bounded by T, the requests that are not served come back about 1/T times a second each, so the
+refusals run at about (connections / T) minus the goodput, and each costs the worker a request's fixed
+part: reading and parsing it, routing, authorization, the 503 and its log line (about 540 k
+instructions in the app, against 2,600 k for a 50-task page, plus uvicorn's and the kernel's share).
+The worker spends on refusals what it does not spend on answers: that is the goodput lost at 1,024
+connections. A shorter T refuses more often and loses more; a longer one lets the answered requests
+wait past the 1 s bound. Goodput at 1,024 connections reaches 90% of that at 32 only on a machine
+where one worker answers about 1,000 pages a second or more, so that nearly every request can wait its
+turn within T; where it answers fewer, add workers or hosts (each worker has its own pool and its own
+queue), or let a proxy in front hold the excess. A client that honours `Retry-After` does not come
+straight back.
+
+The probes are asked on keep-alive connections; the first answer on a connection opened while the
+worker is saturated can take a second or more, so a load balancer should keep its probe connections.
 
 ## Reproduce
 

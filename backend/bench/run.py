@@ -223,10 +223,13 @@ def compare(
             | {"errors": sum(run["socket_errors"] + run["non_2xx"] for run in app_runs)}
             for name, app_runs in by_app.items()
         }
+        # Each round runs the service and the baseline back to back, so their ratio within the round is
+        # what drift on a shared machine disturbs least: the ratios are medians of those.
+        pairs = list(zip(by_app["service"], by_app["baseline"], strict=True))
         summary[operation] = {
             **medians,
-            "rps_ratio": medians["service"]["rps"] / medians["baseline"]["rps"],
-            "p99_ratio": medians["service"]["p99_us"] / medians["baseline"]["p99_us"],
+            "rps_ratio": statistics.median(service["rps"] / baseline["rps"] for service, baseline in pairs),
+            "p99_ratio": statistics.median(service["p99_us"] / baseline["p99_us"] for service, baseline in pairs),
         }
     return {"operations": summary, "runs": runs}
 
@@ -320,7 +323,7 @@ def overloaded(service: App, args: argparse.Namespace) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--duration", type=float, default=10, help="seconds per wrk run")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--scale-duration", type=float, default=3)
