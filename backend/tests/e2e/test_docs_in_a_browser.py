@@ -100,7 +100,7 @@ def test_swagger_ui_authorizes_and_creates_a_task(page: Page, service_url: str) 
     expect(page.locator(".modal-ux button.modal-btn.auth").first).to_have_text("Logout")
     page.locator(".modal-ux button.btn-done").click()
 
-    create = page.locator("#operations-tasks-create_task_api_v1_users__user_id__tasks_post")
+    create = page.locator("#operations-tasks-createTask")
     create.locator(".opblock-summary").click()
     create.get_by_role("button", name="Try it out").click()
     create.locator('input[placeholder="user_id"]').fill(user_id)
