@@ -21,21 +21,29 @@ from uuid_utils.compat import uuid7
 
 from bench.seed import bench_database_url
 from src.models.task import TaskSort, TaskStatusFilter
-from src.services.pagination import PagePosition, encode_cursor
+from src.services.pagination import ListShape, PagePosition, encode_cursor
 
-COLUMNS = "title, description, completed, id, user_id, completed_at, created_at, updated_at, version"
+COLUMNS = (
+    "title, description, completed, id, user_id, completed_at, created_at, updated_at, version, due_at, "
+    "CASE tasks.priority WHEN 0 THEN 'none' WHEN 1 THEN 'low' WHEN 2 THEN 'medium' WHEN 3 THEN 'high' END "
+    "AS priority, tags"
+)
 LIST_SQL = (
     f"SELECT {COLUMNS} FROM tasks WHERE tasks.user_id = %(user_id)s::VARCHAR "
     "ORDER BY tasks.created_at DESC, tasks.id DESC LIMIT %(limit)s::INTEGER"
 )
 GET_SQL = f"SELECT {COLUMNS} FROM tasks WHERE tasks.user_id = %(user_id)s::VARCHAR AND tasks.id = %(id)s::UUID"
 INSERT_SQL = (
-    f"INSERT INTO tasks ({COLUMNS}) VALUES (%(title)s::VARCHAR, %(description)s::VARCHAR, %(completed)s, "
-    "%(id)s::UUID, %(user_id)s::VARCHAR, %(completed_at)s::TIMESTAMP WITH TIME ZONE, "
-    "%(created_at)s::TIMESTAMP WITH TIME ZONE, %(updated_at)s::TIMESTAMP WITH TIME ZONE, %(version)s::INTEGER)"
+    "INSERT INTO tasks (title, description, completed, id, user_id, completed_at, created_at, updated_at, version, "
+    "due_at, priority, tags, title_folded, description_folded) VALUES (%(title)s::VARCHAR, "
+    "%(description)s::VARCHAR, %(completed)s, %(id)s::UUID, %(user_id)s::VARCHAR, "
+    "%(completed_at)s::TIMESTAMP WITH TIME ZONE, %(created_at)s::TIMESTAMP WITH TIME ZONE, "
+    "%(updated_at)s::TIMESTAMP WITH TIME ZONE, %(version)s::INTEGER, %(due_at)s::TIMESTAMP WITH TIME ZONE, "
+    "%(priority_rank)s::SMALLINT, %(tags)s::TEXT[], %(title_folded)s::TEXT, %(description_folded)s::TEXT)"
 )
 PATCH_SQL = (
-    "UPDATE tasks SET title=%(title)s::VARCHAR, updated_at=%(now)s::TIMESTAMP WITH TIME ZONE, "
+    "UPDATE tasks SET title=%(title)s::VARCHAR, title_folded=%(title_folded)s::TEXT, "
+    "updated_at=%(now)s::TIMESTAMP WITH TIME ZONE, "
     "version=(tasks.version + 1) WHERE tasks.user_id = %(user_id)s::VARCHAR AND tasks.id = %(id)s::UUID "
     f"RETURNING {COLUMNS}"
 )
@@ -95,9 +103,8 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if len(rows) > 50:
             last = rows[49]
             position = PagePosition(sort_key=last["created_at"], task_id=last["id"])
-            next_cursor = encode_cursor(
-                position, key=CURSOR_KEY, user_id=user_id, sort=TaskSort.NEWEST_FIRST, status=TaskStatusFilter.ALL
-            )
+            shape = ListShape(TaskSort.NEWEST_FIRST, TaskStatusFilter.ALL)
+            next_cursor = encode_cursor(position, key=CURSOR_KEY, user_id=user_id, shape=shape)
         await _send(send, 200, orjson.dumps({"items": rows[:50], "next_cursor": next_cursor}))
     elif len(parts) == 5 and method == "POST":
         data = await _body(receive)
@@ -112,16 +119,27 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             "created_at": now,
             "updated_at": now,
             "version": 1,
+            "due_at": None,
+            "priority": "none",
+            "tags": [],
+        }
+        stored = {
+            **values,
+            "priority_rank": 0,
+            "title_folded": values["title"].casefold(),
+            "description_folded": None if values["description"] is None else values["description"].casefold(),
         }
         async with pool.connection() as connection:
-            await connection.execute(INSERT_SQL, values)
+            await connection.execute(INSERT_SQL, stored)
         await _send(send, 201, orjson.dumps(values))
     elif len(parts) == 6 and method == "GET":
         row = await _one(GET_SQL, {"user_id": user_id, "id": uuid.UUID(parts[5])})
         await _send(send, 200 if row else 404, orjson.dumps(row))
     elif len(parts) == 6 and method == "PATCH":
         data = await _body(receive)
-        row = await _one(PATCH_SQL, {"title": data["title"], "now": now, "user_id": user_id, "id": uuid.UUID(parts[5])})
+        title = data["title"]
+        changes = {"title": title, "title_folded": title.casefold(), "now": now}
+        row = await _one(PATCH_SQL, {**changes, "user_id": user_id, "id": uuid.UUID(parts[5])})
         await _send(send, 200 if row else 404, orjson.dumps(row))
     elif len(parts) == 7 and method == "PATCH":
         row = await _one(TOGGLE_SQL, {"now": now, "user_id": user_id, "id": uuid.UUID(parts[5])})

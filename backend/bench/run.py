@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import jwt
@@ -37,8 +38,9 @@ from bench import overload, report
 from bench.seed import bench_database_url, heavy_user, regular_user, seed, wanted_tasks
 from src.core.config import BACKEND_DIR, Settings
 from src.core.database import ALEMBIC_INI
-from src.models.task import TaskSort, TaskStatusFilter
-from src.services.pagination import PagePosition, encode_cursor
+from src.models.task import TaskPriority, TaskSort, TaskStatusFilter
+from src.services.pagination import ListShape, PagePosition, encode_cursor
+from src.services.task_listing import TaskFilters
 
 JWT_SECRET = "bench-jwt-secret-that-is-long-enough-0123456789"
 CURSOR_SECRET = "bench-cursor-secret-that-is-long-enough-000"
@@ -54,7 +56,49 @@ SORT_COLUMNS = {
     "updated_at": ("updated_at", "ASC"),
     "title": ("title", "ASC"),
     "-title": ("title", "DESC"),
+    "due_at": ("due_at", "ASC"),
+    "-due_at": ("due_at", "DESC"),
+    "priority": ("priority", "ASC"),
+    "-priority": ("priority", "DESC"),
 }
+
+
+@dataclass(frozen=True)
+class FilterCase:
+    """A filtered list in the scale run: its query string, the same filter in SQL (to find a deep page's
+    position), and whether a deep page means anything (a rare word has a page of matches at most)."""
+
+    query: dict[str, str]
+    where: str
+    deep: bool = True
+
+    @property
+    def name(self) -> str:
+        return "&".join(f"{key}={value}" for key, value in self.query.items())
+
+    @property
+    def filters(self) -> TaskFilters:
+        return TaskFilters.of(
+            priorities=[TaskPriority(self.query["priority"])] if "priority" in self.query else None,
+            tags=[self.query["tag"]] if "tag" in self.query else None,
+            due_before=datetime.fromisoformat(self.query["due_before"]) if "due_before" in self.query else None,
+            due_after=datetime.fromisoformat(self.query["due_after"]) if "due_after" in self.query else None,
+            query=self.query.get("q"),
+        )
+
+
+# bench/seed.py puts each of ten tags on a tenth of the tasks, priorities evenly, due dates on 70% within
+# 2025, `milk` in a tenth of the titles and `quokka` in 0.01%.
+FILTER_CASES = [
+    FilterCase({"tag": "work"}, "EXISTS (SELECT 1 FROM task_tags g WHERE g.task_id = tasks.id AND g.tag_key = 'work')"),
+    FilterCase({"priority": "high"}, "priority = 3"),
+    FilterCase(
+        {"due_after": "2025-03-01T00:00:00+00:00", "due_before": "2025-03-08T00:00:00+00:00"},
+        "due_at >= '2025-03-01T00:00:00Z' AND due_at < '2025-03-08T00:00:00Z'",
+    ),
+    FilterCase({"q": "milk"}, "(title_folded LIKE '%milk%' OR description_folded LIKE '%milk%')"),
+    FilterCase({"q": "quokka"}, "(title_folded LIKE '%quokka%' OR description_folded LIKE '%quokka%')", deep=False),
+]
 
 
 @dataclass
@@ -234,18 +278,22 @@ def compare(
     return {"operations": summary, "runs": runs}
 
 
-def deep_cursor(connection: psycopg.Connection[Any], user_id: str, sort: str, depth: int) -> str:
+def deep_cursor(
+    connection: psycopg.Connection[Any], user_id: str, sort: str, depth: float, case: FilterCase | None = None
+) -> str:
+    """The cursor of the page `depth` (0 to 1) of the way down the list, found with OFFSET."""
     column, direction = SORT_COLUMNS[sort]
+    where = f"user_id = %(user)s AND {case.where}" if case else "user_id = %(user)s"
+    matches = connection.execute(f"SELECT count(*) FROM tasks WHERE {where}", {"user": user_id}).fetchone()
+    assert matches is not None
     row = connection.execute(
-        f"SELECT {column}, id FROM tasks WHERE user_id = %s ORDER BY {column} {direction}, id {direction} "
-        "OFFSET %s LIMIT 1",
-        [user_id, depth],
+        f"SELECT {column}, id FROM tasks WHERE {where} "
+        f"ORDER BY {column} IS NULL, {column} {direction}, id {direction} OFFSET %(offset)s LIMIT 1",
+        {"user": user_id, "offset": int(matches[0] * depth)},
     ).fetchone()
     assert row is not None
-    position = PagePosition(sort_key=row[0], task_id=row[1])
-    return encode_cursor(
-        position, key=CURSOR_SECRET.encode(), user_id=user_id, sort=TaskSort(sort), status=TaskStatusFilter.ALL
-    )
+    shape = ListShape(TaskSort(sort), TaskStatusFilter.ALL, case.filters.digest() if case else None)
+    return encode_cursor(PagePosition(row[0], row[1]), key=CURSOR_SECRET.encode(), user_id=user_id, shape=shape)
 
 
 def scale(service: App, conninfo: str, heavy: list[int], args: argparse.Namespace) -> dict[str, Any]:
@@ -256,16 +304,27 @@ def scale(service: App, conninfo: str, heavy: list[int], args: argparse.Namespac
     results: dict[str, Any] = {}
     with psycopg.connect(conninfo, autocommit=True) as connection:
         connection.execute("VACUUM (ANALYZE) tasks")
+        connection.execute("VACUUM (ANALYZE) task_tags")
         with contextlib.suppress(psycopg.errors.InsufficientPrivilege):  # CHECKPOINT needs pg_checkpoint
             connection.execute("CHECKPOINT")
         for size in heavy:
             user = heavy_user(size)
             prefix = f"/api/v1/users/{user}/tasks"
             script = _lua("GET", prefix, [], "", None, _token(user))
+            cases: list[tuple[str, str, str | None]] = []
             for sort in SORT_COLUMNS:
                 first = f"{service.base_url}{prefix}?sort={sort}"
-                deep = f"{first}&cursor={deep_cursor(connection, user, sort, int(size * 0.9))}"
+                cases.append((sort, first, f"{first}&cursor={deep_cursor(connection, user, sort, 0.9)}"))
+            for case in FILTER_CASES:
+                first = f"{service.base_url}{prefix}?{urlencode(case.query)}"
+                deep = (
+                    f"{first}&cursor={deep_cursor(connection, user, '-created_at', 0.9, case)}" if case.deep else None
+                )
+                cases.append((case.name, first, deep))
+            for sort, first, deep in cases:
                 for page, url in (("first", first), ("deep", deep)):
+                    if url is None:
+                        continue
                     figures = wrk(
                         url,
                         script.replace(f'PREFIX = "{prefix}"', f'PREFIX = "{url.removeprefix(service.base_url)}"'),
@@ -275,7 +334,7 @@ def scale(service: App, conninfo: str, heavy: list[int], args: argparse.Namespac
                     )
                     results.setdefault(sort, {}).setdefault(page, {})[str(size)] = figures["p50_us"]
                     print(
-                        f"scale {size:>9,} tasks {sort:>12} {page:>5} page: p50 {figures['p50_us'] / 1000:6.2f} ms",
+                        f"scale {size:>9,} tasks {sort:>24} {page:>5} page: p50 {figures['p50_us'] / 1000:6.2f} ms",
                         flush=True,
                     )
     return results

@@ -16,7 +16,14 @@ from tqdm import tqdm
 from uuid_utils.compat import uuid7
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/tasks_bench"
-COLUMNS = "id, user_id, title, description, completed, completed_at, created_at, updated_at, version"
+COLUMNS = (
+    "id, user_id, title, description, completed, completed_at, created_at, updated_at, version, "
+    "due_at, priority, tags, title_folded, description_folded"
+)
+# One tag per task, each on a tenth of them; a word in a tenth of the titles and one in 0.01%.
+TAGS = ["work", "home", "errands", "garden", "health", "money", "family", "travel", "reading", "music"]
+COMMON_WORD = "milk"
+RARE_WORD = "quokka"
 WORDS = [
     "buy",
     "call",
@@ -50,20 +57,29 @@ def heavy_user(task_count: int) -> str:
 
 
 def _rows(user_id: str, start: int, count: int, rng: random.Random) -> Iterator[tuple[object, ...]]:
+    """Tasks as the service writes them; 70% have a due date within a year, priorities are even."""
     base = datetime(2025, 1, 1, tzinfo=UTC)
     for index in range(start, start + count):
         created = base + timedelta(seconds=index * 13)
         completed = rng.random() < 0.3
+        word = COMMON_WORD if index % 10 == 3 else RARE_WORD if index % 10_000 == 7 else rng.choice(WORDS)
+        title = f"{rng.choice(WORDS)} {word} #{index}"
+        description = None if rng.random() < 0.5 else "Some details about this task, one line long."
         yield (
             uuid7(),
             user_id,
-            f"{rng.choice(WORDS)} {rng.choice(WORDS)} #{index}",
-            None if rng.random() < 0.5 else "Some details about this task, one line long.",
+            title,
+            description,
             completed,
             created + timedelta(hours=1) if completed else None,
             created,
             created + timedelta(seconds=rng.randrange(86_400)),
             1,
+            None if rng.random() < 0.3 else base + timedelta(minutes=rng.randrange(525_600)),
+            rng.randrange(4),
+            [TAGS[index % len(TAGS)]],
+            title.casefold(),
+            None if description is None else description.casefold(),
         )
 
 
@@ -82,13 +98,20 @@ def seed(conninfo: str, wanted: dict[str, int]) -> None:
             return
         with tqdm(total=total, unit="task", unit_scale=True, desc="seeding") as progress:
             for user, count in missing.items():
-                with connection.transaction(), connection.cursor().copy(f"COPY tasks ({COLUMNS}) FROM STDIN") as copy:
-                    for number, row in enumerate(_rows(user, have.get(user, 0), count, rng), start=1):
-                        copy.write_row(row)
-                        if number % 10_000 == 0:
-                            progress.update(10_000)
+                tagged: list[tuple[object, ...]] = []
+                with connection.transaction():
+                    with connection.cursor().copy(f"COPY tasks ({COLUMNS}) FROM STDIN") as copy:
+                        for number, row in enumerate(_rows(user, have.get(user, 0), count, rng), start=1):
+                            copy.write_row(row)
+                            tagged.extend((row[0], row[1], tag, tag) for tag in row[11])  # type: ignore[attr-defined]
+                            if number % 10_000 == 0:
+                                progress.update(10_000)
+                    with connection.cursor().copy("COPY task_tags (task_id, user_id, tag_key, tag) FROM STDIN") as copy:
+                        for tag_row in tagged:
+                            copy.write_row(tag_row)
                     progress.update(count % 10_000)
         connection.execute("ANALYZE tasks")
+        connection.execute("ANALYZE task_tags")
 
 
 def wanted_tasks(users: int, tasks_per_user: int, heavy: list[int]) -> dict[str, int]:

@@ -24,7 +24,7 @@ from src.api.middleware import (
 from src.api.openapi import finish_openapi
 from src.api.problems import install_problem_handlers
 from src.api.route_index import RouteIndex
-from src.api.v1 import tasks
+from src.api.v1 import tags, tasks
 from src.core.config import Settings, load_settings
 from src.core.database import Database, head_revision
 from src.core.logging import configure_logging
@@ -59,7 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # FastAPI 0.165 matches an included router's routes twice (to choose the router, then within it)
         # and only after its docs routes: 117 k more instructions per get, a tenth of the request
         # (docs/design.md). `routes` is FastAPI's public, if discouraged, way to give the app its routes.
-        routes=list(tasks.router.routes),
+        routes=[*tasks.router.routes, *tags.router.routes],
         openapi_tags=[
             {"name": "tasks", "description": "Each user's own tasks."},
             {"name": "health", "description": "Probes for process managers and load balancers."},

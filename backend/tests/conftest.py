@@ -70,7 +70,7 @@ def _postgres_problem(url: str) -> str | None:
 def _reset_postgres(url: str) -> None:
     engine = create_engine(sync_url(url))
     with engine.begin() as connection:
-        connection.execute(text("DROP TABLE IF EXISTS tasks, idempotency_keys, alembic_version CASCADE"))
+        connection.execute(text("DROP TABLE IF EXISTS task_tags, tasks, idempotency_keys, alembic_version CASCADE"))
     engine.dispose()
 
 

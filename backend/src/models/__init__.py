@@ -12,6 +12,6 @@ SQLModel.metadata.naming_convention = {
 }
 
 from src.models.idempotency import IdempotencyRecord  # noqa: E402 - after the naming convention
-from src.models.task import Task  # noqa: E402
+from src.models.task import Task, TaskTag  # noqa: E402
 
-__all__ = ["IdempotencyRecord", "SQLModel", "Task"]
+__all__ = ["IdempotencyRecord", "SQLModel", "Task", "TaskTag"]

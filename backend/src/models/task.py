@@ -5,21 +5,36 @@ from __future__ import annotations
 import re
 import unicodedata
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, TypedDict
 
-from pydantic import AfterValidator, ConfigDict, GetJsonSchemaHandler, StrictBool, StringConstraints, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BeforeValidator,
+    ConfigDict,
+    GetJsonSchemaHandler,
+    StrictBool,
+    StringConstraints,
+    WithJsonSchema,
+)
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, PydanticCustomError
-from sqlalchemy import CheckConstraint, Index, Uuid
-from sqlmodel import Field, SQLModel
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, SmallInteger, Text, Uuid
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlmodel import Column, Field, SQLModel
 
 from src.models.types import UTCDateTime
 
 TITLE_MAX_LENGTH = 200
 DESCRIPTION_MAX_LENGTH = 1000
 USER_ID_MAX_LENGTH = 128
+TAG_MAX_LENGTH = 32
+TAGS_PER_TASK = 20
+# Far from the ends of what every database and Python can hold, so a time converted to UTC never overflows.
+EARLIEST_DUE_AT = datetime(1, 1, 2, tzinfo=UTC)
+LATEST_DUE_AT = datetime(9999, 12, 30, tzinfo=UTC)
 
 
 # Unicode's control (Cc), line and paragraph separator (Zl, Zp) and surrogate (Cs) characters, exactly:
@@ -69,10 +84,105 @@ Description = Annotated[
     WithJsonSchema({"type": "string", "maxLength": DESCRIPTION_MAX_LENGTH, "pattern": DESCRIPTION_PATTERN}),
 ]
 
+
+def fold(text: str) -> str:
+    """The form in which tags and searched text are compared: NFC, then Unicode case folding (so `MILK`,
+    `milk` and `Milk` are one, and `Straße` matches `STRASSE`)."""
+    return unicodedata.normalize("NFC", text).casefold()
+
+
+class TaskPriority(StrEnum):
+    NONE = "none"
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+# Stored as a small integer so that a sort by priority is an index range scan in rank order.
+PRIORITY_RANKS: dict[TaskPriority, int] = {priority: rank for rank, priority in enumerate(TaskPriority)}
+
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})$")
+RFC3339_DESCRIPTION = "RFC 3339 with an offset (`2026-12-05T17:00:00+01:00`); returned in UTC."
+
+
+def _rfc3339_text(value: object) -> object:
+    # pydantic would also take a number of seconds, or digits in a string, as a time.
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or _RFC3339.match(value) is None:
+        raise PydanticCustomError("rfc3339", "time must be RFC 3339 with an offset, such as 2026-12-05T17:00:00Z")
+    return value
+
+
+def _in_utc(value: datetime) -> datetime:
+    if not EARLIEST_DUE_AT <= value <= LATEST_DUE_AT:
+        raise PydanticCustomError("time_out_of_range", "time must be between years 1 and 9999")
+    return value.astimezone(UTC)
+
+
+# An instant with an offset (a time without one is a 422), in UTC from here on.
+Instant = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text), AfterValidator(_in_utc)]
+
+_TAG_END = rf"[^{_TRIMMED}{_CONTROLS}]"
+TAG_PATTERN = rf"^[{_TRIMMED}]*{_TAG_END}(?:[^{_CONTROLS}]{{0,{TAG_MAX_LENGTH - 2}}}{_TAG_END})?[{_TRIMMED}]*$"
+
+
+def _clean_tag(value: str) -> str:
+    return _reject_unstorable(value, unstorable=_UNSTORABLE_IN_TITLE, what="tag")
+
+
+Tag = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=TAG_MAX_LENGTH),
+    AfterValidator(_clean_tag),
+    WithJsonSchema({"type": "string", "pattern": TAG_PATTERN, "examples": ["work"]}),
+]
+
+
+def _distinct_tags(tags: list[str]) -> list[str]:
+    """Tags that differ only in case are one tag: the first spelling stays, in the order given."""
+    seen: set[str] = set()
+    distinct = []
+    for tag in tags:
+        key = fold(tag)
+        if key not in seen:
+            seen.add(key)
+            distinct.append(tag)
+    return distinct
+
+
+Tags = Annotated[list[Tag], AfterValidator(_distinct_tags)]
+
+SEARCH_MAX_LENGTH = 200
+
+
+def _searchable(value: str) -> str:
+    if not value.strip():
+        raise PydanticCustomError("blank_search", "q must hold at least one word")
+    return _reject_unstorable(value, unstorable=_UNSTORABLE_IN_TITLE, what="q")
+
+
+# What a list search is given: whitespace-separated words, each to be found in a title or description.
+SearchQuery = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=SEARCH_MAX_LENGTH),
+    AfterValidator(_searchable),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "maxLength": SEARCH_MAX_LENGTH,
+            "pattern": rf"^[^{_CONTROLS}]*[^{_TRIMMED}{_CONTROLS}][^{_CONTROLS}]*$",
+        }
+    ),
+]
+
 TASK_EXAMPLE: dict[str, Any] = {
     "title": "Buy milk",
     "description": "Two litres, semi-skimmed",
     "completed": False,
+    "due_at": "2026-12-05T17:00:00Z",
+    "priority": "high",
+    "tags": ["home", "shopping"],
 }
 TASK_PUBLIC_EXAMPLE: dict[str, Any] = {
     "id": "019ac0c4-5f1e-7d3a-9b1e-3f6b2a1c9d40",
@@ -136,6 +246,21 @@ class Task(TaskBase, table=True):
             "id",
         ),
         Index("ix_tasks_user_id_completed_title_id", "user_id", "completed", "title", "id"),
+        Index("ix_tasks_user_id_due_at_id", "user_id", "due_at", "id"),
+        Index("ix_tasks_user_id_completed_due_at_id", "user_id", "completed", "due_at", "id"),
+        Index("ix_tasks_user_id_priority_id", "user_id", "priority", "id"),
+        Index("ix_tasks_user_id_completed_priority_id", "user_id", "completed", "priority", "id"),
+        # Search: trigrams of the folded title and description, beside the owner (pg_trgm and btree_gin).
+        Index(
+            "ix_tasks_search",
+            "user_id",
+            "title_folded",
+            "description_folded",
+            postgresql_using="gin",
+            postgresql_ops={"title_folded": "gin_trgm_ops", "description_folded": "gin_trgm_ops"},
+            info={"dialects": {"postgresql"}},  # read by alembic/env.py: SQLite searches without an index
+        ).ddl_if(dialect="postgresql"),
+        CheckConstraint(f"priority >= 0 AND priority <= {len(TaskPriority) - 1}", name="priority_rank"),
     )
 
     id: uuid.UUID = Field(primary_key=True, sa_type=Uuid)
@@ -144,16 +269,54 @@ class Task(TaskBase, table=True):
     created_at: datetime = Field(sa_type=UTCDateTime)
     updated_at: datetime = Field(sa_type=UTCDateTime)
     version: int
+    due_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    priority: int = Field(default=0, sa_column=Column(SmallInteger, nullable=False, server_default="0"))
+    # The tags as the client spelt them, in its order; task_tags holds them again, folded, for filters.
+    tags: list[str] = Field(
+        default_factory=list,
+        sa_column=Column(JSON().with_variant(ARRAY(Text()), "postgresql"), nullable=False),
+    )
+    # fold(title) and fold(description), which searches compare; null on rows not yet indexed.
+    title_folded: str | None = Field(default=None, sa_type=Text)
+    description_folded: str | None = Field(default=None, sa_type=Text)
 
 
-class TaskCreate(TaskBase):
+class TaskTag(SQLModel, table=True):
+    """One tag on one task, folded: what the tag filter and the tags overview read."""
+
+    __tablename__ = "task_tags"
+    __table_args__ = (Index("ix_task_tags_user_id_tag_key_task_id", "user_id", "tag_key", "task_id"),)
+
+    task_id: uuid.UUID = Field(
+        sa_column=Column(Uuid, ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True),
+    )
+    tag_key: str = Field(primary_key=True, sa_type=Text)
+    user_id: str = Field(max_length=USER_ID_MAX_LENGTH)
+    tag: str = Field(max_length=TAG_MAX_LENGTH)
+
+
+class TaskOrganisation(SQLModel):
+    """When a task is due, how much it matters, and how it is grouped."""
+
+    due_at: Instant | None = Field(default=None, description=f"When the task is due, or null. {RFC3339_DESCRIPTION}")
+    priority: TaskPriority = Field(default=TaskPriority.NONE, description="How much the task matters.")
+    tags: Tags = Field(
+        default_factory=list,
+        max_length=TAGS_PER_TASK,
+        description=f"Up to {TAGS_PER_TASK} tags, each trimmed, 1 to {TAG_MAX_LENGTH} characters; tags that differ "
+        "only in case are one tag (the first spelling is kept).",
+    )
+
+
+class TaskCreate(TaskOrganisation, TaskBase):
     """What a client sends to create a task."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [TASK_EXAMPLE]})  # type: ignore[assignment]
 
 
 class TaskReplace(TaskCreate):
-    """A full replacement: omitted fields take their defaults (description null, completed false)."""
+    """A full replacement: omitted fields take their defaults (description and due_at null, completed false,
+    priority none, no tags)."""
 
 
 class TaskPatch(SQLModel):
@@ -161,13 +324,16 @@ class TaskPatch(SQLModel):
 
     model_config = ConfigDict(  # type: ignore[assignment]
         extra="forbid",
-        json_schema_extra={"examples": [{"completed": True}, {"description": None}]},
+        json_schema_extra={"examples": [{"completed": True}, {"description": None}, {"tags": ["work"]}]},
     )
 
     # A default of None that the type does not admit: omitted is fine, an explicit null is a 422.
     title: Title = Field(default=None, max_length=TITLE_MAX_LENGTH)
     description: Description | None = Field(default=None, max_length=DESCRIPTION_MAX_LENGTH)
     completed: StrictBool = Field(default=None)
+    due_at: Instant | None = Field(default=None, description="`null` clears the due date.")
+    priority: TaskPriority = Field(default=None)
+    tags: Tags = Field(default=None, max_length=TAGS_PER_TASK, description="`[]` clears the tags.")
 
 
 class TaskPublic(TaskBase):
@@ -181,6 +347,9 @@ class TaskPublic(TaskBase):
     created_at: datetime
     updated_at: datetime
     version: int = Field(description="1 on create, +1 on every change.")
+    due_at: datetime | None = Field(description="When the task is due (UTC), or null.")
+    priority: TaskPriority
+    tags: list[str]
 
 
 class TaskPage(SQLModel):
@@ -190,6 +359,24 @@ class TaskPage(SQLModel):
 
     items: list[TaskPublic]
     next_cursor: str | None = Field(description="Pass as `cursor` to get the next page; null on the last page.")
+
+
+class TagCount(SQLModel):
+    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+
+    tag: str = Field(description="The spelling most of the tasks carrying this tag use.")
+    count: int = Field(description="How many of the user's tasks carry the tag.")
+
+
+class TagSummary(SQLModel):
+    """Every tag on the user's tasks, completed or not: most used first, then by name; spellings that
+    differ only in case are one tag."""
+
+    model_config = ConfigDict(  # type: ignore[assignment]
+        extra="forbid", json_schema_extra={"examples": [{"items": [{"tag": "work", "count": 12}]}]}
+    )
+
+    items: list[TagCount]
 
 
 class TaskRecord(TypedDict):
@@ -205,6 +392,9 @@ class TaskRecord(TypedDict):
     created_at: datetime | str
     updated_at: datetime | str
     version: int
+    due_at: datetime | str | None
+    priority: str
+    tags: list[str]
 
 
 class TaskPageRecord(TypedDict):
@@ -227,6 +417,12 @@ class TaskSort(StrEnum):
     LEAST_RECENTLY_UPDATED_FIRST = "updated_at"
     TITLE_ASCENDING = "title"
     TITLE_DESCENDING = "-title"
+    # Tasks without a due date come last in both due-date orders.
+    DUE_SOONEST_FIRST = "due_at"
+    DUE_LATEST_FIRST = "-due_at"
+    # Priorities rank none < low < medium < high.
+    LOWEST_PRIORITY_FIRST = "priority"
+    HIGHEST_PRIORITY_FIRST = "-priority"
 
     @classmethod
     def __get_pydantic_json_schema__(cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:

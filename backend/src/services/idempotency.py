@@ -53,9 +53,18 @@ class IdempotencyKeyReused(InvalidInputError):
         )
 
 
+# Fields added to a task after the first release count only when they differ from their default, so a
+# retry of a create made before an upgrade still matches its first request.
+_ADDED_FIELDS = ("due_at", "priority", "tags")
+
+
 def fingerprint(data: TaskCreate) -> str:
     """The validated body, so retries that differ only in JSON spacing or key order still match."""
-    return hashlib.sha256(data.model_dump_json().encode()).hexdigest()
+    fields = TaskCreate.model_fields
+    defaults = {
+        name for name in _ADDED_FIELDS if getattr(data, name) == fields[name].get_default(call_default_factory=True)
+    }
+    return hashlib.sha256(data.model_dump_json(exclude=defaults).encode()).hexdigest()
 
 
 async def claim(*, connection: Connection, user_id: str, key: str) -> None:

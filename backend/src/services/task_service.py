@@ -19,8 +19,7 @@ from typing import Any, cast
 from sqlalchemy import (
     ColumnElement,
     Delete,
-    Select,
-    Table,
+    Insert,
     Update,
     bindparam,
     case,
@@ -30,7 +29,6 @@ from sqlalchemy import (
     not_,
     or_,
     select,
-    tuple_,
     update,
 )
 from sqlalchemy.exc import IntegrityError
@@ -41,32 +39,34 @@ from src.core.errors import NotFoundError, PreconditionFailedError
 from src.core.logging import record_event
 from src.core.metrics import count_task_operation
 from src.models.task import (
-    Task,
+    PRIORITY_RANKS,
     TaskCreate,
     TaskPageRecord,
     TaskPatch,
-    TaskPublic,
+    TaskPriority,
     TaskRecord,
     TaskReplace,
     TaskSort,
     TaskStatusFilter,
+    fold,
 )
 from src.services import idempotency
-from src.services.pagination import PagePosition, decode_cursor, encode_cursor
-
-tasks: Table = Task.__table__  # type: ignore[attr-defined]
+from src.services.pagination import ListShape, PagePosition, SortKey, decode_cursor, encode_cursor
+from src.services.task_listing import (
+    NO_FILTERS,
+    OWNER_ID,
+    PUBLIC_COLUMNS,
+    SORT_COLUMNS,
+    Segment,
+    TaskFilters,
+    list_statement,
+    segments,
+    task_tags,
+    tasks,
+)
 
 # The versions a conditional write accepts (from If-Match); None means no precondition.
 Versions = frozenset[int] | None
-
-_SORT_COLUMNS: dict[TaskSort, tuple[str, bool]] = {
-    TaskSort.NEWEST_FIRST: ("created_at", True),
-    TaskSort.OLDEST_FIRST: ("created_at", False),
-    TaskSort.RECENTLY_UPDATED_FIRST: ("updated_at", True),
-    TaskSort.LEAST_RECENTLY_UPDATED_FIRST: ("updated_at", False),
-    TaskSort.TITLE_ASCENDING: ("title", False),
-    TaskSort.TITLE_DESCENDING: ("title", True),
-}
 
 
 class TaskNotFound(NotFoundError):
@@ -79,36 +79,50 @@ class TaskVersionMismatch(PreconditionFailedError):
         super().__init__("the task has changed since the version you sent in If-Match: get it again, then retry")
 
 
-_USER_ID = bindparam("owner_id", type_=tasks.c.user_id.type)
+_USER_ID = OWNER_ID
 _TASK_ID = bindparam("task_id", type_=tasks.c.id.type)
 _NOW = bindparam("now", type_=tasks.c.updated_at.type)
 _OWNED: ColumnElement[bool] = (tasks.c.user_id == _USER_ID) & (tasks.c.id == _TASK_ID)
 
-# What a task read or write returns: TaskPublic's fields, named one by one, so a column added to the table
-# later (a deletion time, a search column) reaches no client until TaskPublic lists it.
-_PUBLIC_COLUMNS = tuple(tasks.c[name] for name in TaskPublic.model_fields)
-_GET = select(*_PUBLIC_COLUMNS).where(_OWNED)
+_GET = select(*PUBLIC_COLUMNS).where(_OWNED)
 _VERSION_OF = select(tasks.c.version).where(_OWNED)
 # In INSERT and UPDATE statements a bound parameter may not share a column's name: hence `new_<column>`.
-_INSERT_PARAMETERS = {column.name: f"new_{column.name}" for column in tasks.c}
-_INSERT = insert(tasks).values(
-    {name: bindparam(parameter, type_=tasks.c[name].type) for name, parameter in _INSERT_PARAMETERS.items()}
+_INSERT = insert(tasks).values({column.name: bindparam(f"new_{column.name}", type_=column.type) for column in tasks.c})
+_UNTAG = delete(task_tags).where(task_tags.c.task_id == _TASK_ID, task_tags.c.user_id == _USER_ID)
+_TAG_SUMMARY = (
+    select(task_tags.c.tag_key, task_tags.c.tag, func.count().label("tasks"))
+    .where(task_tags.c.user_id == _USER_ID)
+    .group_by(task_tags.c.tag_key, task_tags.c.tag)
 )
 
 
 @cache
-def _list_statement(sort: TaskSort, status: TaskStatusFilter, after_cursor: bool) -> Select[Any]:
-    column_name, descending = _SORT_COLUMNS[sort]
-    sort_column = tasks.c[column_name]
-    statement = select(*_PUBLIC_COLUMNS).where(tasks.c.user_id == _USER_ID)
-    if status is not TaskStatusFilter.ALL:
-        statement = statement.where(tasks.c.completed == bindparam("completed", type_=tasks.c.completed.type))
-    if after_cursor:
-        position = tuple_(sort_column, tasks.c.id)
-        boundary = tuple_(bindparam("after_key", type_=sort_column.type), bindparam("after_id", type_=tasks.c.id.type))
-        statement = statement.where(position < boundary if descending else position > boundary)
-    order = (sort_column.desc(), tasks.c.id.desc()) if descending else (sort_column.asc(), tasks.c.id.asc())
-    return statement.order_by(*order).limit(bindparam("limit"))
+def _tagging_statement(count: int) -> Insert:
+    """INSERT the rows of `count` tags of one task, in one statement."""
+    return insert(task_tags).values(
+        [
+            {
+                "task_id": _TASK_ID,
+                "user_id": _USER_ID,
+                "tag_key": bindparam(f"tag_key_{index}", type_=task_tags.c.tag_key.type),
+                "tag": bindparam(f"tag_{index}", type_=task_tags.c.tag.type),
+            }
+            for index in range(count)
+        ]
+    )
+
+
+def _stored(fields: dict[str, Any]) -> dict[str, Any]:
+    """A task's fields as the table stores them: the priority's rank, and the folded text that searches
+    compare beside each title and description."""
+    stored = dict(fields)
+    if "priority" in fields:
+        stored["priority"] = PRIORITY_RANKS[fields["priority"]]
+    if "title" in fields:
+        stored["title_folded"] = fold(fields["title"])
+    if "description" in fields:
+        stored["description_folded"] = None if fields["description"] is None else fold(fields["description"])
+    return stored
 
 
 def _version_slots(expected_versions: Versions) -> int:
@@ -163,7 +177,7 @@ def _changing(values: dict[str, Any], version_slots: int) -> Update:
         update(tasks)
         .where(_owned(version_slots))
         .values(**values, updated_at=_NOW, version=tasks.c.version + 1)
-        .returning(*_PUBLIC_COLUMNS)
+        .returning(*PUBLIC_COLUMNS)
     )
 
 
@@ -193,6 +207,12 @@ async def create_task(
     """Creates the task, or with an idempotency key already used for the same body, replays the first
     answer instead (see services/idempotency.py)."""
     if idempotency_key is None:
+        if not data.tags:
+            task = await _insert_task(connection=connection, user_id=user_id, data=data)
+            await connection.commit()
+            return _created(task)
+        # The task and its tags, or neither.
+        await connection.begin()
         task = await _insert_task(connection=connection, user_id=user_id, data=data)
         await connection.commit()
         return _created(task)
@@ -248,9 +268,22 @@ async def _insert_task(*, connection: Connection, user_id: str, data: TaskCreate
         created_at=now,
         updated_at=now,
         version=1,
+        due_at=data.due_at,
+        priority=data.priority.value,
+        tags=data.tags,
     )
-    await connection.execute(_INSERT, {_INSERT_PARAMETERS[name]: value for name, value in task.items()})
+    stored = _stored({**task, "priority": data.priority})
+    await connection.execute(_INSERT, {f"new_{column.name}": stored[column.name] for column in tasks.c})
+    await _tag(connection, user_id, task["id"], data.tags)
     return task
+
+
+async def _tag(connection: Connection, user_id: str, task_id: uuid.UUID | str, tags: list[str]) -> None:
+    if tags:
+        params: dict[str, Any] = {"owner_id": user_id, "task_id": task_id}
+        for index, tag in enumerate(tags):
+            params.update({f"tag_key_{index}": fold(tag), f"tag_{index}": tag})
+        await connection.execute(_tagging_statement(len(tags)), params)
 
 
 async def get_task(*, connection: Connection, user_id: str, task_id: uuid.UUID) -> TaskRecord:
@@ -269,24 +302,56 @@ async def list_tasks(
     limit: int,
     cursor: str | None,
     cursor_key: bytes,
+    filters: TaskFilters = NO_FILTERS,
 ) -> TaskPageRecord:
     """One page in `sort` order, found by keyset (no OFFSET, no COUNT): one more row than asked says
-    whether another page follows."""
-    params: dict[str, Any] = {"owner_id": user_id, "limit": limit + 1}
+    whether another page follows. A due-date order reads the dated tasks, then the undated ones."""
+    shape = ListShape(sort, status, filters.digest())
+    params: dict[str, Any] = {"owner_id": user_id, **filters.parameters()}
     if status is not TaskStatusFilter.ALL:
         params["completed"] = status is TaskStatusFilter.COMPLETED
+    ranges = segments(sort, filters)
+    after: PagePosition | None = None
     if cursor is not None:
-        after = decode_cursor(cursor, key=cursor_key, user_id=user_id, sort=sort, status=status)
-        params.update(after_key=after.sort_key, after_id=after.task_id)
-    rows = await connection.fetch(_list_statement(sort, status, cursor is not None), params)
+        after = decode_cursor(cursor, key=cursor_key, user_id=user_id, shape=shape)
+        if after.sort_key is None:  # the previous page ended among the undated tasks
+            ranges = ranges[-1:] if ranges[-1] is Segment.UNDATED else ()
+    rows: list[dict[str, Any]] = []
+    for segment in ranges:
+        continues = after is not None and (segment is Segment.UNDATED) == (after.sort_key is None)
+        if continues and after is not None:
+            params.update(after_key=after.sort_key, after_id=after.task_id)
+        params["limit"] = limit + 1 - len(rows)
+        rows += await connection.fetch(list_statement(sort, status, filters.shape, segment, continues), params)
+        if len(rows) > limit:
+            break
     items = cast(list[TaskRecord], rows[:limit])
     next_cursor = None
     if len(rows) > limit:
         last = items[-1]
-        column_name, _descending = _SORT_COLUMNS[sort]
-        position = PagePosition(sort_key=last[column_name], task_id=last["id"])  # type: ignore[literal-required,arg-type]
-        next_cursor = encode_cursor(position, key=cursor_key, user_id=user_id, sort=sort, status=status)
+        position = PagePosition(sort_key=_sort_key(sort, last), task_id=last["id"])  # type: ignore[arg-type]
+        next_cursor = encode_cursor(position, key=cursor_key, user_id=user_id, shape=shape)
     return TaskPageRecord(items=items, next_cursor=next_cursor)
+
+
+def _sort_key(sort: TaskSort, task: TaskRecord) -> SortKey:
+    column_name, _descending = SORT_COLUMNS[sort]
+    if column_name == "priority":
+        return PRIORITY_RANKS[TaskPriority(task["priority"])]
+    return task[column_name]  # type: ignore[literal-required,no-any-return]
+
+
+async def tag_summary(*, connection: Connection, user_id: str) -> list[dict[str, Any]]:
+    """Every tag on the user's tasks with how many carry it, most used first, then by name; spellings that
+    differ only in case are one tag, shown as most of its tasks spell it."""
+    tags: dict[str, dict[str, int]] = {}
+    for row in await connection.fetch(_TAG_SUMMARY, {"owner_id": user_id}):
+        tags.setdefault(row["tag_key"], {})[row["tag"]] = row["tasks"]
+    summary = [
+        {"tag": min(spellings, key=lambda spelling: (-spellings[spelling], spelling)), "count": sum(spellings.values())}
+        for spellings in tags.values()
+    ]
+    return sorted(summary, key=lambda item: (-item["count"], fold(item["tag"]), item["tag"]))
 
 
 async def replace_task(
@@ -297,11 +362,8 @@ async def replace_task(
     data: TaskReplace,
     expected_versions: Versions = None,
 ) -> TaskRecord:
-    statement = _update_statement(
-        frozenset({"title", "description"}), data.completed, _version_slots(expected_versions)
-    )
-    values = {"new_title": data.title, "new_description": data.description}
-    task = await _apply_update(connection, statement, user_id, task_id, values, expected_versions)
+    fields = data.model_dump(exclude={"completed"})
+    task = await _update(connection, user_id, task_id, fields, data.completed, expected_versions)
     count_task_operation("replace")
     record_event("task replaced", task_id=str(task_id))
     return task
@@ -315,19 +377,39 @@ async def patch_task(
     data: TaskPatch,
     expected_versions: Versions = None,
 ) -> TaskRecord:
-    fields = data.model_dump(exclude_unset=True)
+    fields = {name: getattr(data, name) for name in data.model_fields_set}
     if not fields:
         task = await get_task(connection=connection, user_id=user_id, task_id=task_id)
         if expected_versions is not None and task["version"] not in expected_versions:
             raise TaskVersionMismatch()
         return task
     completed = fields.pop("completed", None)
-    statement = _update_statement(frozenset(fields), completed, _version_slots(expected_versions))
-    values = {f"new_{name}": value for name, value in fields.items()}
-    task = await _apply_update(connection, statement, user_id, task_id, values, expected_versions)
+    task = await _update(connection, user_id, task_id, fields, completed, expected_versions)
     count_task_operation("update")
     changed = sorted([*fields, *(["completed"] if completed is not None else [])])
     record_event("task updated", task_id=str(task_id), fields=changed)
+    return task
+
+
+async def _update(
+    connection: Connection,
+    user_id: str,
+    task_id: uuid.UUID,
+    fields: dict[str, Any],
+    completed: bool | None,
+    expected_versions: Versions,
+) -> TaskRecord:
+    """Writes the given fields (and the completion); new tags replace the old ones in the same transaction."""
+    stored = _stored(fields)
+    statement = _update_statement(frozenset(stored), completed, _version_slots(expected_versions))
+    values = {f"new_{name}": value for name, value in stored.items()}
+    if "tags" not in fields:
+        return await _apply_update(connection, statement, user_id, task_id, values, expected_versions)
+    await connection.begin()
+    task = await _apply_update(connection, statement, user_id, task_id, values, expected_versions, commit=False)
+    await connection.execute(_UNTAG, {"owner_id": user_id, "task_id": task_id})
+    await _tag(connection, user_id, task_id, fields["tags"])
+    await connection.commit()
     return task
 
 
@@ -346,7 +428,9 @@ async def delete_task(
 ) -> None:
     params = {"owner_id": user_id, "task_id": task_id, **_precondition(expected_versions)}
     if await connection.execute(_delete_statement(_version_slots(expected_versions)), params) == 0:
-        raise await _why_unchanged(connection=connection, user_id=user_id, task_id=task_id)
+        unchanged = await _why_unchanged(connection=connection, user_id=user_id, task_id=task_id)
+        await connection.rollback()
+        raise unchanged
     await connection.commit()
     count_task_operation("delete")
     record_event("task deleted", task_id=str(task_id))
@@ -359,13 +443,18 @@ async def _apply_update(
     task_id: uuid.UUID,
     values: dict[str, Any],
     expected_versions: Versions,
+    *,
+    commit: bool = True,
 ) -> TaskRecord:
     """One UPDATE ... RETURNING: the owner check, the version precondition and the write are atomic."""
     params = {**values, "owner_id": user_id, "task_id": task_id, "now": _utcnow(), **_precondition(expected_versions)}
     rows = await connection.fetch(statement, params)
     if not rows:
-        raise await _why_unchanged(connection=connection, user_id=user_id, task_id=task_id)
-    await connection.commit()
+        unchanged = await _why_unchanged(connection=connection, user_id=user_id, task_id=task_id)
+        await connection.rollback()
+        raise unchanged
+    if commit:
+        await connection.commit()
     return cast(TaskRecord, rows[0])
 
 

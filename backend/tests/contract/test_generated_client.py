@@ -61,6 +61,7 @@ def test_operations_are_named_after_their_operation_ids(generated: Generated) ->
         "update_task",
         "toggle_task",
         "delete_task",
+        "list_tags",
     }
     assert operations("health") == {"check_liveness", "check_readiness"}
 
@@ -75,6 +76,10 @@ def test_every_sort_order_has_a_name(generated: Generated) -> None:
         "LEAST_RECENTLY_UPDATED_FIRST": "updated_at",
         "TITLE_ASCENDING": "title",
         "TITLE_DESCENDING": "-title",
+        "DUE_SOONEST_FIRST": "due_at",
+        "DUE_LATEST_FIRST": "-due_at",
+        "LOWEST_PRIORITY_FIRST": "priority",
+        "HIGHEST_PRIORITY_FIRST": "-priority",
     }
 
 

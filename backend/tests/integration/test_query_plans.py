@@ -1,6 +1,6 @@
-"""EXPLAIN guard: every list query, of every sort and filter, first page or by cursor, is an index range
+"""EXPLAIN guard: every list query, of every sort and status, first page or by cursor, is an index range
 scan in the order asked for (no sort of any kind over the user's rows, no sequential scan), and no page runs
-a COUNT."""
+a COUNT; with a filter, the only rows ever sorted are the filter's matches, read through its own index."""
 
 from __future__ import annotations
 
@@ -16,34 +16,72 @@ from sqlalchemy import Engine, insert, text
 
 from src.core.database import Database
 from src.main import create_app
-from src.models import Task
+from src.models import Task, TaskTag
 from tests.conftest import User, make_token, settings_for
 
-SORTS = ["-created_at", "created_at", "-updated_at", "updated_at", "title", "-title"]
+SORTS = [
+    "-created_at",
+    "created_at",
+    "-updated_at",
+    "updated_at",
+    "title",
+    "-title",
+    "due_at",
+    "-due_at",
+    "priority",
+    "-priority",
+]
+FILTERS: list[dict[str, Any]] = [
+    {"tag": "common"},
+    {"tag": "rare"},
+    {"tag": ["common", "rare"]},
+    {"priority": "high"},
+    {"priority": ["low", "medium"]},
+    {"due_after": "2026-03-01T00:00:00Z", "due_before": "2026-03-03T00:00:00Z"},
+    {"due_after": "2026-01-01T00:00:00Z"},
+    {"q": "common"},
+    {"q": "zyxwv"},
+    {"q": "zyxwv common"},
+    {"q": "common", "tag": "rare", "priority": "high"},
+]
+# Indexes that find a filter's matches: a sort over rows read through one of them sorts only matches.
+FILTER_INDEXES = {"ix_tasks_search", "ix_task_tags_user_id_tag_key_task_id", "ix_tasks_user_id_due_at_id"}
 STATUSES = ["all", "pending", "completed"]
 ROWS_PER_USER = 2000
 
 
 def _seed(db: Engine, user_ids: list[str]) -> None:
     base = datetime(2026, 1, 1, tzinfo=UTC)
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "id": uuid.uuid4(),
             "user_id": user_id,
-            "title": f"task {index % 97:02d} {index}",
-            "description": None,
+            "title": f"task {index % 97:02d} {index}" + (" common" if index % 10 == 0 else ""),
+            "title_folded": f"task {index % 97:02d} {index}" + (" common" if index % 10 == 0 else ""),
+            "description": "zyxwv" if index % 500 == 0 else None,
+            "description_folded": "zyxwv" if index % 500 == 0 else None,
             "completed": index % 3 == 0,
             "completed_at": base if index % 3 == 0 else None,
             "created_at": base + timedelta(seconds=index),
             "updated_at": base + timedelta(seconds=index * 7 % ROWS_PER_USER),
             "version": 1,
+            "due_at": None if index % 4 == 0 else base + timedelta(hours=index * 37 % (24 * 365)),
+            "priority": index % 4,
+            "tags": [],
         }
         for user_id in user_ids
         for index in range(ROWS_PER_USER)
     ]
+    tags = [
+        {"task_id": row["id"], "user_id": row["user_id"], "tag_key": tag, "tag": tag}
+        for index, row in enumerate(rows)
+        for tag in (["common"] if index % 10 == 0 else []) + (["rare"] if index % 400 == 0 else [])
+    ]
     with db.begin() as connection:
         connection.execute(insert(Task.__table__), rows)  # type: ignore[attr-defined]
+        connection.execute(insert(TaskTag.__table__), tags)  # type: ignore[attr-defined]
         connection.execute(text("ANALYZE tasks"))
+        connection.execute(text("ANALYZE task_tags"))
 
 
 @pytest.fixture
@@ -93,3 +131,32 @@ def test_every_list_query_is_an_ordered_index_range_scan(
             scans = [node for node in nodes if node["Node Type"] in {"Index Scan", "Index Only Scan"}]
             assert scans, (sql, plan)
             assert all(node["Index Name"].startswith("ix_tasks_user_id_") for node in scans), plan
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_filtered_list_sorts_at_most_the_filters_matches(
+    database_url: str, planned: tuple[TestClient, User, list[tuple[str, Any]]]
+) -> None:
+    client, user, statements = planned
+    for filters in FILTERS:
+        for sort in ["-created_at", "title", "due_at", "-priority"]:
+            first = client.get(user.tasks_url, params={"sort": sort, "limit": 5, **filters}, headers=user.headers)
+            assert first.status_code == 200, first.text
+            cursor = first.json()["next_cursor"]
+            if cursor:
+                deep = client.get(
+                    user.tasks_url, params={"sort": sort, "limit": 5, "cursor": cursor, **filters}, headers=user.headers
+                )
+                assert deep.status_code == 200
+
+    list_queries = [(sql, params) for sql, params in statements if "FROM tasks" in sql and "LIMIT" in sql]
+    assert len(list_queries) >= len(FILTERS) * 4
+    conninfo = database_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(conninfo) as connection:
+        for sql, params in list_queries:
+            plan = connection.execute("EXPLAIN (FORMAT JSON) " + sql, params).fetchone()[0][0]["Plan"]  # type: ignore[index]
+            nodes = list(_plan_nodes(plan))
+            assert "Seq Scan" not in {node["Node Type"] for node in nodes}, (sql, params, plan)
+            for sort_node in (node for node in nodes if "Sort" in node["Node Type"]):
+                read_through = {node.get("Index Name") for node in _plan_nodes(sort_node)}
+                assert read_through & FILTER_INDEXES, (sql, params, plan)

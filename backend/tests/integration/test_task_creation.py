@@ -96,7 +96,7 @@ def test_created_tasks_get_time_ordered_ids(create_task: Callable[..., dict[str,
         ({"title": "ok", "created_at": "2020-01-01T00:00:00Z"}, "created_at"),
         ({"title": "ok", "updated_at": "2020-01-01T00:00:00Z"}, "updated_at"),
         ({"title": "ok", "completed_at": "2020-01-01T00:00:00Z"}, "completed_at"),
-        ({"title": "ok", "priority": "high"}, "priority"),
+        ({"title": "ok", "importance": "high"}, "importance"),
     ],
 )
 def test_invalid_body_is_422_and_stores_nothing(

@@ -94,7 +94,7 @@ def test_default_order_is_newest_first_with_limit_50(
         {"limit": -1},
         {"limit": "ten"},
         {"status": "done"},
-        {"sort": "priority"},
+        {"sort": "due"},
         {"sort": "-id"},
         {"cursor": "x" * 2000},
     ],

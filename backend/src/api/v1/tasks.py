@@ -14,15 +14,20 @@ from src.api.access import GuardedRoute
 from src.api.conditional import IF_MATCH, IF_NONE_MATCH, etag_of, expected_versions, none_match
 from src.api.deps import database_of, settings_of
 from src.api.json import json_response
-from src.api.parameters import DocumentedHeader, PathParameter, documented
+from src.api.parameters import DocumentedHeader, PathParameter, QueryParameter, documented
 from src.api.problems import problem_responses
 from src.api.v1 import PREFIX
 from src.models.idempotency import IDEMPOTENCY_KEY_MAX_LENGTH
 from src.models.task import (
+    TAGS_PER_TASK,
     USER_ID_MAX_LENGTH,
+    Instant,
+    SearchQuery,
+    Tag,
     TaskCreate,
     TaskPage,
     TaskPatch,
+    TaskPriority,
     TaskPublic,
     TaskRecord,
     TaskReplace,
@@ -30,6 +35,7 @@ from src.models.task import (
     TaskStatusFilter,
 )
 from src.services import task_service
+from src.services.task_listing import NO_FILTERS, TaskFilters
 
 router = APIRouter(
     prefix=f"{PREFIX}/users/{{user_id}}/tasks",
@@ -59,6 +65,40 @@ IDEMPOTENCY_KEY = DocumentedHeader(
         "pattern": "^[!-~]+$",
         "type": "string",
     },
+)
+PRIORITIES = QueryParameter(
+    "priority",
+    Annotated[list[TaskPriority], Field(max_length=len(TaskPriority))],
+    "Only tasks of any of these priorities; repeat for several (`?priority=high&priority=medium`).",
+    repeated=True,
+    example=["high"],
+)
+TAGS = QueryParameter(
+    "tag",
+    Annotated[list[Tag], Field(max_length=TAGS_PER_TASK)],
+    "Only tasks that carry every one of these tags, compared without regard to case; repeat for several.",
+    repeated=True,
+    example=["work"],
+)
+DUE_BEFORE = QueryParameter(
+    "due_before",
+    Instant,
+    "Only tasks due strictly before this time (RFC 3339 with an offset; write `+` as `%2B`). Tasks without "
+    "a due date are left out.",
+    example="2026-12-31T00:00:00Z",
+)
+DUE_AFTER = QueryParameter(
+    "due_after",
+    Instant,
+    "Only tasks due at or after this time (RFC 3339 with an offset). Tasks without a due date are left out.",
+    example="2026-12-01T00:00:00Z",
+)
+SEARCH = QueryParameter(
+    "q",
+    SearchQuery,
+    "Only tasks in which every word of `q` appears in the title or the description, compared without regard "
+    "to case; `%`, `_` and `\\` are ordinary characters.",
+    example="milk",
 )
 ETAG_HEADER = {"ETag": {"description": "The task's version as a strong entity tag.", "schema": {"type": "string"}}}
 TOGGLE_RESPONSES: dict[int | str, dict[str, Any]] = {200: {"headers": ETAG_HEADER}, **problem_responses(400, 404, 412)}
@@ -117,13 +157,24 @@ def _task_location(request: Request, user_id: str, task_id: uuid.UUID | str) -> 
     return f"{root_path}{router.prefix.format(user_id=quote(user_id, safe=''))}/{task_id}"
 
 
-@router.get("", operation_id="listTasks", response_model=TaskPage, openapi_extra=documented(USER_ID))
+@router.get(
+    "",
+    operation_id="listTasks",
+    response_model=TaskPage,
+    openapi_extra=documented(USER_ID, PRIORITIES, TAGS, DUE_BEFORE, DUE_AFTER, SEARCH),
+)
 async def list_tasks(
     request: Request,
     status_filter: Annotated[
         TaskStatusFilter, Query(alias="status", description="Which tasks to list.")
     ] = TaskStatusFilter.ALL,
-    sort: Annotated[TaskSort, Query(description="Sort order; `-` means descending.")] = TaskSort.NEWEST_FIRST,
+    sort: Annotated[
+        TaskSort,
+        Query(
+            description="Sort order; `-` means descending. Ties are ordered by id. Tasks without a due date come "
+            "last in both due-date orders; priorities rank none, low, medium, high."
+        ),
+    ] = TaskSort.NEWEST_FIRST,
     limit: Annotated[int, Query(ge=1, le=100, description="Page size.")] = 50,
     cursor: Annotated[
         str | None,
@@ -134,8 +185,9 @@ async def list_tasks(
         ),
     ] = None,
 ) -> Response:
-    """List the user's tasks, one page at a time."""
+    """List the user's tasks, one page at a time, narrowed by any of the filters."""
     user_id: str = USER_ID.value(request)
+    filters = _filters(request)
     async with database_of(request).connect() as connection:
         page = await task_service.list_tasks(
             connection=connection,
@@ -145,8 +197,21 @@ async def list_tasks(
             limit=limit,
             cursor=cursor,
             cursor_key=settings_of(request).cursor_key,
+            filters=filters,
         )
     return json_response(page)
+
+
+def _filters(request: Request) -> TaskFilters:
+    if not request.scope.get("query_string"):
+        return NO_FILTERS
+    return TaskFilters.of(
+        priorities=PRIORITIES.value(request),
+        tags=TAGS.value(request),
+        due_before=DUE_BEFORE.value(request),
+        due_after=DUE_AFTER.value(request),
+        query=SEARCH.value(request),
+    )
 
 
 @router.get(

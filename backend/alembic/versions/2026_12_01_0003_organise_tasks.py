@@ -1,0 +1,137 @@
+"""Due dates, priorities, tags and search: new columns, a task_tags table and their indexes.
+
+Safe on a live PostgreSQL database: the new columns are nullable or have a constant default (no table
+rewrite), the priority check is validated without blocking writes, the search columns are filled in
+short batches, and every index on tasks is built concurrently.
+
+Revision ID: 0003
+Revises: 0002
+Create Date: 2026-12-01
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects import postgresql
+
+from src.models.task import fold
+
+revision: str = "0003"
+down_revision: str | None = "0002"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+SORT_INDEXES = {
+    "ix_tasks_user_id_due_at_id": ["user_id", "due_at", "id"],
+    "ix_tasks_user_id_completed_due_at_id": ["user_id", "completed", "due_at", "id"],
+    "ix_tasks_user_id_priority_id": ["user_id", "priority", "id"],
+    "ix_tasks_user_id_completed_priority_id": ["user_id", "completed", "priority", "id"],
+}
+BACKFILL_BATCH = 2000
+
+
+def upgrade() -> None:
+    postgres = op.get_bind().dialect.name == "postgresql"
+    op.add_column("tasks", sa.Column("due_at", sa.DateTime(timezone=True), nullable=True))
+    op.add_column("tasks", sa.Column("priority", sa.SmallInteger(), server_default="0", nullable=False))
+    op.add_column(
+        "tasks",
+        sa.Column(
+            "tags",
+            sa.JSON().with_variant(postgresql.ARRAY(sa.Text()), "postgresql"),
+            server_default="{}" if postgres else "[]",
+            nullable=False,
+        ),
+    )
+    op.add_column("tasks", sa.Column("title_folded", sa.Text(), nullable=True))
+    op.add_column("tasks", sa.Column("description_folded", sa.Text(), nullable=True))
+    op.create_table(
+        "task_tags",
+        sa.Column("task_id", sa.Uuid(), nullable=False),
+        sa.Column("tag_key", sa.Text(), nullable=False),
+        sa.Column("user_id", sa.String(length=128), nullable=False),
+        sa.Column("tag", sa.String(length=32), nullable=False),
+        sa.ForeignKeyConstraint(["task_id"], ["tasks.id"], name=op.f("fk_task_tags_task_id_tasks"), ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("task_id", "tag_key", name=op.f("pk_task_tags")),
+    )
+    op.create_index("ix_task_tags_user_id_tag_key_task_id", "task_tags", ["user_id", "tag_key", "task_id"])
+    if not postgres:
+        with op.batch_alter_table("tasks") as batch:
+            batch.create_check_constraint("priority_rank", "priority >= 0 AND priority <= 3")
+        _fill_search_columns(commit_each_batch=False)
+        for name, columns in SORT_INDEXES.items():
+            op.create_index(name, "tasks", columns)
+        return
+
+    op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+    op.execute("CREATE EXTENSION IF NOT EXISTS btree_gin")
+    op.create_check_constraint("priority_rank", "tasks", "priority >= 0 AND priority <= 3", postgresql_not_valid=True)
+    with op.get_context().autocommit_block():
+        op.execute("ALTER TABLE tasks VALIDATE CONSTRAINT ck_tasks_priority_rank")
+        _fill_search_columns(commit_each_batch=True)
+        for name, columns in SORT_INDEXES.items():
+            op.create_index(name, "tasks", columns, postgresql_concurrently=True)
+        op.create_index(
+            "ix_tasks_search",
+            "tasks",
+            ["user_id", "title_folded", "description_folded"],
+            postgresql_using="gin",
+            postgresql_ops={"title_folded": "gin_trgm_ops", "description_folded": "gin_trgm_ops"},
+            postgresql_concurrently=True,
+        )
+
+
+def _fill_search_columns(*, commit_each_batch: bool) -> None:
+    """Folds the title and description of the rows written before this revision, a short batch per
+    transaction. A row a request writes meanwhile already carries its folded text and is left alone."""
+    connection = op.get_bind()
+    tasks = sa.table(
+        "tasks",
+        sa.column("id", sa.Uuid()),
+        sa.column("title", sa.Text()),
+        sa.column("description", sa.Text()),
+        sa.column("title_folded", sa.Text()),
+        sa.column("description_folded", sa.Text()),
+    )
+    fill = (
+        sa.update(tasks)
+        .where(tasks.c.id == sa.bindparam("row_id"), tasks.c.title_folded.is_(None))
+        .values(title_folded=sa.bindparam("new_title"), description_folded=sa.bindparam("new_description"))
+    )
+    last_id = None
+    while True:
+        batch = sa.select(tasks.c.id, tasks.c.title, tasks.c.description).order_by(tasks.c.id).limit(BACKFILL_BATCH)
+        if last_id is not None:
+            batch = batch.where(tasks.c.id > last_id)
+        rows = connection.execute(batch.where(tasks.c.title_folded.is_(None))).all()
+        if not rows:
+            break
+        connection.execute(
+            fill,
+            [
+                {
+                    "row_id": row.id,
+                    "new_title": fold(row.title),
+                    "new_description": None if row.description is None else fold(row.description),
+                }
+                for row in rows
+            ],
+        )
+        if commit_each_batch:
+            connection.commit()
+        last_id = rows[-1].id
+
+
+def downgrade() -> None:
+    postgres = op.get_bind().dialect.name == "postgresql"
+    if postgres:
+        op.drop_index("ix_tasks_search", table_name="tasks")
+    for name in SORT_INDEXES:
+        op.drop_index(name, table_name="tasks")
+    op.drop_index("ix_task_tags_user_id_tag_key_task_id", table_name="task_tags")
+    op.drop_table("task_tags")
+    with op.batch_alter_table("tasks") as batch:
+        batch.drop_constraint("priority_rank", type_="check")
+        for column in ("description_folded", "title_folded", "tags", "priority", "due_at"):
+            batch.drop_column(column)
