@@ -32,12 +32,11 @@ import httpx
 import jwt
 import psycopg
 from alembic import command
-from alembic.config import Config
 
 from bench import overload, report
 from bench.seed import bench_database_url, heavy_user, regular_user, seed, wanted_tasks
 from src.core.config import BACKEND_DIR, Settings
-from src.core.database import ALEMBIC_INI
+from src.core.database import alembic_config
 from src.models.task import TaskPriority, TaskSort, TaskStatusFilter
 from src.services.pagination import ListShape, PagePosition, encode_cursor
 from src.services.task_listing import TaskFilters
@@ -124,10 +123,7 @@ def prepare_database(conninfo: str, users: int, tasks_per_user: int, heavy: list
     with psycopg.connect(target[0] + "/postgres", autocommit=True) as admin:
         if not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [target[1]]).fetchone():
             admin.execute(f'CREATE DATABASE "{target[1]}"')
-    config = Config(str(ALEMBIC_INI))
-    config.attributes["database_url"] = conninfo
-    config.attributes["configure_logger"] = False
-    command.upgrade(config, "head")
+    command.upgrade(alembic_config(conninfo), "head")
     seed(conninfo, wanted_tasks(users, tasks_per_user, heavy))
 
 

@@ -18,12 +18,11 @@ import jwt
 import psycopg
 import pytest
 from alembic import command
-from alembic.config import Config
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, create_engine, text
 
 from src.core.config import Settings
-from src.core.database import ALEMBIC_INI
+from src.core.database import alembic_config
 from src.main import create_app
 from src.models.task import TaskPublic
 
@@ -32,13 +31,6 @@ JWT_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
 CURSOR_SECRET = "test-cursor-secret-that-is-long-enough-0123456789"
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 _skip_reasons: dict[str, int] = {}
-
-
-def alembic_config(database_url: str) -> Config:
-    config = Config(str(ALEMBIC_INI))
-    config.attributes["database_url"] = database_url
-    config.attributes["configure_logger"] = False
-    return config
 
 
 def sync_url(database_url: str) -> str:

@@ -59,32 +59,28 @@ def upgrade() -> None:
     if not postgres:
         with op.batch_alter_table("tasks") as batch:
             batch.create_check_constraint("priority_rank", "priority >= 0 AND priority <= 3")
-        _fill_search_columns(commit_each_batch=False)
+        _fill_search_columns()
         for name, columns in SORT_INDEXES.items():
             op.create_index(name, "tasks", columns)
         return
 
     op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
-    op.execute("CREATE EXTENSION IF NOT EXISTS btree_gin")
     op.create_check_constraint("priority_rank", "tasks", "priority >= 0 AND priority <= 3", postgresql_not_valid=True)
     with op.get_context().autocommit_block():
         op.execute("ALTER TABLE tasks VALIDATE CONSTRAINT ck_tasks_priority_rank")
-        _fill_search_columns(commit_each_batch=True)
+        _fill_search_columns()  # autocommit: each batch commits on its own
         for name, columns in SORT_INDEXES.items():
             op.create_index(name, "tasks", columns, postgresql_concurrently=True)
-        op.create_index(
-            "ix_tasks_search",
-            "tasks",
-            ["user_id", "title_folded", "description_folded"],
-            postgresql_using="gin",
-            postgresql_ops={"title_folded": "gin_trgm_ops", "description_folded": "gin_trgm_ops"},
-            postgresql_concurrently=True,
+        op.execute(
+            "CREATE INDEX CONCURRENTLY ix_tasks_search ON tasks USING gin "
+            "((title_folded || ' ' || coalesce(description_folded, '')) gin_trgm_ops)"
         )
 
 
-def _fill_search_columns(*, commit_each_batch: bool) -> None:
-    """Folds the title and description of the rows written before this revision, a short batch per
-    transaction. A row a request writes meanwhile already carries its folded text and is left alone."""
+def _fill_search_columns() -> None:
+    """Folds the title and description of the rows written before this revision, in short batches (on
+    PostgreSQL each batch is a transaction of its own). A row written meanwhile by this version already
+    carries its folded text and is left alone."""
     connection = op.get_bind()
     tasks = sa.table(
         "tasks",
@@ -118,8 +114,6 @@ def _fill_search_columns(*, commit_each_batch: bool) -> None:
                 for row in rows
             ],
         )
-        if commit_each_batch:
-            connection.commit()
         last_id = rows[-1].id
 
 

@@ -13,8 +13,9 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager, suppress
 from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any, cast
 
 import psycopg
@@ -194,13 +195,14 @@ class _DriverConnection(Connection):
         return self.driver.broken or self.driver.closed
 
     async def _run(self, statement: Executable, params: dict[str, Any]) -> psycopg.AsyncCursor[dict[str, Any]]:
-        sql, values = _driver_sql(statement, self._dialect, params)
+        driver_statement = _driver_statement(statement, self._dialect)
+        sql, values = driver_statement.sql, {**driver_statement.defaults, **params}
         for observer in self._observers:
             observer(sql, values)
         try:
             # Binary parameters and rows: UUIDs, times and integers skip formatting and parsing text.
             cursor = self.driver.cursor(row_factory=dict_row, binary=True)
-            await cursor.execute(sql, values)
+            await cursor.execute(sql, values, prepare=driver_statement.prepare)
         except psycopg.Error as error:
             raise _as_sqlalchemy_error(error, sql, lost=self.lost) from error
         return cursor
@@ -300,16 +302,23 @@ def _as_sqlalchemy_error(error: psycopg.Error, sql: str | None, *, lost: bool) -
     return error_class(sql, None, error, hide_parameters=True, connection_invalidated=lost)
 
 
-_COMPILED: dict[Executable, Compiled] = {}
+@dataclass(frozen=True, slots=True)
+class _DriverStatement:
+    sql: str
+    defaults: dict[str, Any]
+    # None: psycopg prepares the statement once it has run a few times, and PostgreSQL may settle on one
+    # generic plan for it; False: never prepared, planned for its values on every run.
+    prepare: bool | None
 
 
-def _driver_sql(statement: Executable, dialect: Dialect, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """The driver's SQL and parameters for a statement built once (with a fixed set of bound parameters: no
-    expanding IN lists); each statement is compiled once."""
-    compiled = _COMPILED.get(statement)
-    if compiled is None:
-        compiled = _COMPILED[statement] = statement.compile(dialect=dialect)  # type: ignore[attr-defined]
-    return compiled.string, {**compiled.params, **params}
+# Bounded: filtered lists come in many shapes (a number of tags, of words), each a statement of its own.
+@lru_cache(maxsize=2048)
+def _driver_statement(statement: Executable, dialect: Dialect) -> _DriverStatement:
+    """A statement built once (with a fixed set of bound parameters: no expanding IN lists), compiled once.
+    One whose best plan depends on its values says so with the execution option `plan_each_time`."""
+    compiled: Compiled = statement.compile(dialect=dialect)  # type: ignore[attr-defined]
+    plan_each_time = statement.get_execution_options().get("plan_each_time", False)
+    return _DriverStatement(compiled.string, dict(compiled.params), False if plan_each_time else None)
 
 
 @cache
@@ -488,9 +497,19 @@ class _Admission:
         self._database._slots.release()
 
 
+def alembic_config(database_url: str | None = None) -> Config:
+    """Alembic's configuration, migrating `database_url` (the settings' database when None) without
+    touching the logging set-up of the process that calls it."""
+    config = Config(str(ALEMBIC_INI))
+    if database_url is not None:
+        config.attributes["database_url"] = database_url
+    config.attributes["configure_logger"] = False
+    return config
+
+
 def head_revision() -> str:
     """The newest Alembic revision in this checkout: what the database schema must be at."""
-    config = Config(str(ALEMBIC_INI))
+    config = alembic_config()
     heads = ScriptDirectory.from_config(config).get_heads()
     if len(heads) != 1:
         raise RuntimeError(f"expected one Alembic head, found {heads}")

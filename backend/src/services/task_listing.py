@@ -21,9 +21,21 @@ from enum import Enum
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Label, Select, Table, and_, bindparam, exists, literal_column, or_, select, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    Label,
+    Select,
+    Table,
+    Text,
+    and_,
+    bindparam,
+    exists,
+    literal_column,
+    select,
+    tuple_,
+)
 
-from src.models.task import PRIORITY_RANKS, Task, TaskPriority, TaskSort, TaskStatusFilter, TaskTag, fold
+from src.models.task import PRIORITY_RANKS, SEARCHED_TEXT, Task, TaskPriority, TaskSort, TaskStatusFilter, TaskTag, fold
 
 tasks: Table = Task.__table__  # type: ignore[attr-defined]
 task_tags: Table = TaskTag.__table__  # type: ignore[attr-defined]
@@ -70,6 +82,8 @@ PUBLIC_COLUMNS: tuple[ColumnElement[Any], ...] = tuple(
 )
 
 PRIORITY_SLOTS = len(TaskPriority)
+# Spelt as the search index spells it, so that PostgreSQL matches the two.
+_SEARCHED: ColumnElement[str] = literal_column(f"({SEARCHED_TEXT})", Text())
 
 
 def like_pattern(term: str) -> str:
@@ -182,9 +196,7 @@ def _filter_clauses(shape: tuple[bool, int, bool, bool, int]) -> list[ColumnElem
     if has_after:
         clauses.append(tasks.c.due_at >= bindparam("due_after", type_=tasks.c.due_at.type))
     for index in range(term_count):
-        term = bindparam(f"term_{index}", type_=tasks.c.title_folded.type)
-        in_title = tasks.c.title_folded.like(term, escape="\\")
-        clauses.append(or_(in_title, tasks.c.description_folded.like(term, escape="\\")))
+        clauses.append(_SEARCHED.like(bindparam(f"term_{index}", type_=Text()), escape="\\"))
     return clauses
 
 

@@ -21,7 +21,8 @@ import pytest
 from alembic import command
 from sqlalchemy import create_engine, text
 
-from tests.conftest import alembic_config, make_token
+from src.core.database import alembic_config
+from tests.conftest import make_token
 from tests.processes import PrivateCluster, running_service
 
 pytestmark = pytest.mark.slow

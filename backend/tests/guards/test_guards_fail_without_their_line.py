@@ -43,10 +43,17 @@ GUARDS = [
     ),
     Guard(
         "query plans: a page is read in index order, the id breaking ties in the sort's direction",
-        "src/services/task_service.py",
-        "order = (sort_column.desc(), tasks.c.id.desc()) if descending else (sort_column.asc(), tasks.c.id.asc())",
-        "order = (sort_column.desc(), tasks.c.id.asc()) if descending else (sort_column.asc(), tasks.c.id.desc())",
+        "src/services/task_listing.py",
+        "order = [key.desc() if descending else key.asc() for key in keys]",
+        "order = [key.desc() if descending != (key is tasks.c.id) else key.asc() for key in keys]",
         ("tests/integration/test_query_plans.py",),
+    ),
+    Guard(
+        "due-date orders: the dated range leaves the undated tasks to the range after it",
+        "src/services/task_listing.py",
+        "        conditions.append(tasks.c.due_at.is_not(None))\n",
+        "        pass\n",
+        ("tests/integration/test_task_filters.py::test_due_date_orders_put_undated_tasks_last_and_break_ties_by_id",),
     ),
     Guard(
         "problem bodies: a message that would quote the input gets a fixed text",
@@ -65,8 +72,8 @@ GUARDS = [
     Guard(
         "public fields: a task read returns TaskPublic's fields only",
         "src/services/task_service.py",
-        "_GET = select(*_PUBLIC_COLUMNS).where(_OWNED)",
-        '_GET = select(*_PUBLIC_COLUMNS, tasks.c.version.label("internal_revision")).where(_OWNED)',
+        "_GET = select(*PUBLIC_COLUMNS).where(_OWNED)",
+        '_GET = select(*PUBLIC_COLUMNS, tasks.c.version.label("internal_revision")).where(_OWNED)',
         ("tests/contract/test_public_fields.py",),
     ),
     Guard(

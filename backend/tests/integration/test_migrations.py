@@ -7,7 +7,8 @@ from pathlib import Path
 from alembic import command
 from sqlalchemy import create_engine, inspect
 
-from tests.conftest import alembic_config, sync_url
+from src.core.database import alembic_config
+from tests.conftest import sync_url
 
 
 def test_alembic_head_matches_the_models(database_url: str) -> None:

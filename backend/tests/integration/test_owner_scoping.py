@@ -1,7 +1,7 @@
-"""Every SQL statement the service sends about tasks is keyed by the owner's user_id: a SELECT, UPDATE or
-DELETE has `tasks.user_id = <the caller>` as one of the conditions its WHERE clause ANDs together, and an
-INSERT stores the caller as the owner. (Naming user_id in a column list proves nothing: every SELECT and
-RETURNING list names it.)"""
+"""Every SQL statement the service sends about tasks or their tags is keyed by the owner's user_id: a
+SELECT, UPDATE or DELETE has `tasks.user_id = <the caller>` (`task_tags.user_id`, on the tags table) as
+one of the conditions its WHERE clause ANDs together, and an INSERT stores the caller as the owner.
+(Naming user_id in a column list proves nothing: every SELECT and RETURNING list names it.)"""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from src.main import create_app
 from tests.conftest import User, make_token, settings_for
 
 TOUCHES_TASKS = re.compile(r"\b(?:FROM|UPDATE|INTO)\s+tasks\b", re.IGNORECASE)
+TOUCHES_TAGS = re.compile(r"\b(?:FROM|UPDATE|INTO)\s+task_tags\b", re.IGNORECASE)
 _CLAUSE_END = re.compile(r"\s(?:ORDER BY|RETURNING|LIMIT|GROUP BY)\s", re.IGNORECASE)
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s|\?")
 Statement = tuple[str, Any]
@@ -54,7 +55,7 @@ def _bound_value(sql: str, parameters: Any, placeholder_at: int) -> Any:
     return parameters[len(_PLACEHOLDER.findall(sql, 0, placeholder_at))]
 
 
-def owners_bound(sql: str, parameters: Any) -> list[Any]:
+def owners_bound(sql: str, parameters: Any, table: str = "tasks") -> list[Any]:
     """The user ids a statement on tasks is confined to: for an INSERT, the user_id it stores; otherwise
     each `tasks.user_id = <value>` among the top-level conjuncts of its WHERE clause."""
     if sql.lstrip().upper().startswith("INSERT"):
@@ -70,7 +71,7 @@ def owners_bound(sql: str, parameters: Any) -> list[Any]:
     clause_end = end.start() if end else len(sql)
     owners = []
     for conjunct in _conjuncts(sql[where.end() : clause_end]):
-        owner = re.fullmatch(r"tasks\.user_id = (\S+)", conjunct)
+        owner = re.fullmatch(rf"{table}\.user_id = (\S+)", conjunct)
         if owner is not None:
             owners.append(_bound_value(sql, parameters, sql.index(conjunct, where.end()) + owner.start(1)))
     return owners
@@ -98,13 +99,26 @@ def test_every_statement_on_tasks_is_confined_to_the_callers_tasks(
     client.delete(url, headers={**user.headers, "If-Match": '"9"'})
     client.delete(url, headers=user.headers)
     client.delete(url, headers=user.headers)
+    tagged = client.post(user.tasks_url, json={"title": "t", "tags": ["a", "B"]}, headers=user.headers).json()
+    client.patch(user.task_url(tagged["id"]), json={"tags": ["c"]}, headers=user.headers)
+    filters = {"tag": ["c", "d"], "priority": "none", "due_before": "2030-01-01T00:00:00Z", "q": "t"}
+    for sort in ["due_at", "-priority"]:
+        client.get(user.tasks_url, params={"sort": sort, **filters}, headers=user.headers)
+    client.get(f"/api/v1/users/{user.id}/tags", headers=user.headers)
 
     on_tasks = [(sql, parameters) for sql, parameters in statements if TOUCHES_TASKS.search(sql)]
     kinds = {sql.split(None, 1)[0].upper() for sql, _ in on_tasks}
     assert kinds == {"SELECT", "INSERT", "UPDATE", "DELETE"}
-    assert len(on_tasks) >= 14
+    assert len(on_tasks) >= 18
     unconfined = [sql for sql, parameters in on_tasks if owners_bound(sql, parameters) != [user.id]]
     assert unconfined == []
+    on_tags = [
+        (sql, parameters)
+        for sql, parameters in statements
+        if TOUCHES_TAGS.search(sql) and (sql, parameters) not in on_tasks
+    ]
+    assert {sql.split(None, 1)[0].upper() for sql, _ in on_tags} == {"SELECT", "INSERT", "DELETE"}
+    assert [sql for sql, parameters in on_tags if owners_bound(sql, parameters, "task_tags") != [user.id]] == []
 
 
 def test_the_check_reads_the_where_clause_not_the_column_lists() -> None:
