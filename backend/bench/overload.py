@@ -43,29 +43,41 @@ def _request(method: str, path: str, headers: dict[str, str]) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
-def _answer_length(buffer: bytearray) -> tuple[int, int] | None:
-    """(status, total length) once a whole answer is in the buffer; the service's answers carry
-    Content-Length."""
+@dataclass(frozen=True)
+class _Answer:
+    status: int
+    length: int
+    retry_after: float | None
+
+
+def _answer(buffer: bytearray) -> _Answer | None:
+    """The answer's status, total length and Retry-After, once it is whole in the buffer; the service's
+    answers carry Content-Length."""
     head_end = buffer.find(_HEAD_END)
     if head_end < 0:
         return None
-    length = 0
+    length, retry_after = 0, None
     for line in bytes(buffer[:head_end]).split(b"\r\n")[1:]:
         name, _, value = line.partition(b":")
         if name.lower() == b"content-length":
             length = int(value)
+        elif name.lower() == b"retry-after":
+            retry_after = float(value)
     total = head_end + len(_HEAD_END) + length
-    return (int(buffer[9:12]), total) if len(buffer) >= total else None
+    return _Answer(int(buffer[9:12]), total, retry_after) if len(buffer) >= total else None
 
 
 class _Client(asyncio.Protocol):
-    """One keep-alive connection in a closed loop: each answer sends the next request at once."""
+    """One keep-alive connection in a closed loop: each answer sends the next request at once, or, for a
+    client that honours Retry-After, a refusal sends it after the time the service asked for."""
 
-    def __init__(self, request: bytes, tally: Tally) -> None:
+    def __init__(self, request: bytes, tally: Tally, honour_retry_after: bool) -> None:
         self.request = request
         self.tally = tally
+        self.honour_retry_after = honour_retry_after
         self.buffer = bytearray()
         self.sent_at = 0.0
+        self.waiting = False  # asked to retry later: no request is out
         self.transport: asyncio.Transport | None = None
         self.closed = asyncio.get_running_loop().create_future()
 
@@ -75,16 +87,19 @@ class _Client(asyncio.Protocol):
 
     def send(self) -> None:
         assert self.transport is not None
+        if self.transport.is_closing():
+            return
+        self.waiting = False
         self.sent_at = time.monotonic()
         self.transport.write(self.request)
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
-        answer = _answer_length(self.buffer)
+        answer = _answer(self.buffer)
         if answer is None:
             return
-        status, total = answer
-        del self.buffer[:total]
+        status = answer.status
+        del self.buffer[: answer.length]
         if self.tally.counts(self.sent_at):
             if 200 <= status < 300:
                 self.tally.answered_ms.append((time.monotonic() - self.sent_at) * 1000)
@@ -92,7 +107,11 @@ class _Client(asyncio.Protocol):
                 self.tally.refused += 1
             else:
                 self.tally.other_status[status] = self.tally.other_status.get(status, 0) + 1
-        self.send()
+        if status == 503 and self.honour_retry_after and answer.retry_after:
+            self.waiting = True
+            asyncio.get_running_loop().call_later(answer.retry_after, self.send)
+        else:
+            self.send()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.closed.done():
@@ -126,7 +145,14 @@ def _probe(port: int, path: str, window: tuple[float, float], results: Any) -> N
 
 
 async def _drive(
-    port: int, request: bytes, connections: int, warmup: float, seconds: float, give_up: float, probes: list[str]
+    port: int,
+    request: bytes,
+    connections: int,
+    warmup: float,
+    seconds: float,
+    give_up: float,
+    probes: list[str],
+    honour_retry_after: bool,
 ) -> Tally:
     loop = asyncio.get_running_loop()
     start = time.monotonic() + warmup
@@ -134,7 +160,9 @@ async def _drive(
     clients: list[_Client] = []
     for _ in range(connections):
         try:
-            _transport, client = await loop.create_connection(lambda: _Client(request, tally), "127.0.0.1", port)
+            _transport, client = await loop.create_connection(
+                lambda: _Client(request, tally, honour_retry_after), "127.0.0.1", port
+            )
             clients.append(client)
         except OSError:
             tally.errors += 1
@@ -153,7 +181,7 @@ async def _drive(
                 if index not in lost and tally.counts(now):
                     tally.errors += 1  # a connection the service closed or reset
                 lost.add(index)
-            elif now - client.sent_at > give_up and tally.counts(client.sent_at):
+            elif not client.waiting and now - client.sent_at > give_up and tally.counts(client.sent_at):
                 tally.timeouts += 1
                 client.sent_at = now  # counted once
     for client in clients:
@@ -185,11 +213,13 @@ def run(
     warmup: float = 3,
     timeout: float = 10,
     probes: tuple[str, ...] = ("/healthz", "/readyz"),
+    honour_retry_after: bool = False,
 ) -> dict[str, Any]:
     """Goodput (2xx a second), p50 and p99 of the 2xx answers, refusals (503), anything else, client-side
     connection errors and timeouts, and the health probes' p99 and worst latency, over `seconds`."""
     request = _request("GET", path, {"Authorization": f"Bearer {token}"})
-    tally = uvloop.run(_drive(port, request, connections, warmup, seconds, timeout, list(probes)))
+    drive = _drive(port, request, connections, warmup, seconds, timeout, list(probes), honour_retry_after)
+    tally = uvloop.run(drive)
     return {
         "connections": connections,
         "seconds": seconds,

@@ -88,22 +88,27 @@ def overload_table(results: dict[str, Any]) -> str:
         "| probes p99 / worst ms | probe failures |",
         "|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for connections, figures in overload["connections"].items():
+    for scenario, figures in overload["connections"].items():
         asked = figures["refused_503"] + figures["answered"]
+        connections, _, clients = scenario.partition(" ")
+        label = f"{int(connections):,}" + (", clients honour Retry-After" if clients else "")
         lines.append(
-            f"| {int(connections):,} | {figures['goodput_rps']:,.0f} | {figures['p50_ms']:,.0f} / "
+            f"| {label} | {figures['goodput_rps']:,.0f} | {figures['p50_ms']:,.0f} / "
             f"{figures['p99_ms']:,.0f} | {figures['refused_503']:,} of {asked:,} | "
             f"{figures['client_errors']} / {figures['client_timeouts']} | {figures['probe_p99_ms']:.1f} / "
             f"{figures['probe_max_ms']:.1f} | {figures['probe_failures']} |"
         )
-    busiest = overload["connections"][str(max(int(key) for key in overload["connections"]))]
+    busiest = [figures for scenario, figures in overload["connections"].items() if scenario != "32"]
+    p99 = max(figures["p99_ms"] for figures in busiest)
     probes = max(figures["probe_p99_ms"] for figures in overload["connections"].values())
     errors = sum(f["client_errors"] + f["client_timeouts"] for f in overload["connections"].values())
+    at_once, waiting = overload["goodput_ratio"], overload.get("goodput_ratio_retry_after", float("nan"))
     lines.append(
-        f"\nGoodput at the most connections: {overload['goodput_ratio']:.0%} of that at the fewest (target at least "
-        f"{TARGET_OVERLOAD_GOODPUT_RATIO:.0%}: {_mark(overload['goodput_ratio'] >= TARGET_OVERLOAD_GOODPUT_RATIO)}); "
-        f"p99 of the answered {busiest['p99_ms']:,.0f} ms (target at most {TARGET_OVERLOAD_P99_MS:,} ms: "
-        f"{_mark(busiest['p99_ms'] <= TARGET_OVERLOAD_P99_MS)}); client errors and timeouts {errors} (target 0: "
+        f"\nGoodput at 1,024 connections: {at_once:.0%} of that at 32 when clients retry a refusal at once, "
+        f"{waiting:.0%} when they wait the Retry-After (target at least {TARGET_OVERLOAD_GOODPUT_RATIO:.0%}: "
+        f"{_mark(at_once >= TARGET_OVERLOAD_GOODPUT_RATIO)} / {_mark(waiting >= TARGET_OVERLOAD_GOODPUT_RATIO)}); "
+        f"p99 of the answered at most {p99:,.0f} ms (target at most {TARGET_OVERLOAD_P99_MS:,} ms: "
+        f"{_mark(p99 <= TARGET_OVERLOAD_P99_MS)}); client errors and timeouts {errors} (target 0: "
         f"{_mark(errors == 0)}); probes' p99 {probes:.0f} ms (target at most {TARGET_PROBE_MS} ms: "
         f"{_mark(probes <= TARGET_PROBE_MS)})."
     )
@@ -198,7 +203,8 @@ page holds its last full run ({results["date"]}). Raw figures: `backend/bench/re
   get one task, create, patch (title), toggle completion.
 - **Overload** (`bench/overload.py`): the same service, one worker with 10 connections to the database,
   asked for a 50-task page by {", ".join(f"{c:,}" for c in (32, 1024))} keep-alive connections in a closed
-  loop (each sends its next request as soon as it has its answer), {settings.get("overload_duration_s", 0):.0f} s
+  loop (each sends its next request as soon as it has its answer; in the third scenario, a refused client
+  first waits the `Retry-After` the 503 gives, as the API guide asks), {settings.get("overload_duration_s", 0):.0f} s
   a run after a 3 s warm-up, {settings.get("overload_rounds", 0)} rounds, medians; `/healthz` and `/readyz`
   asked every 100 ms meanwhile on connections of their own. A request waits at most
   `DB_ACQUIRE_TIMEOUT_SECONDS` ({settings.get("db_acquire_timeout_s", 0)} s) for a connection, then gets a 503.
@@ -235,7 +241,7 @@ wait past the 1 s bound. Goodput at 1,024 connections reaches 90% of that at 32 
 where one worker answers about 1,000 pages a second or more, so that nearly every request can wait its
 turn within T; where it answers fewer, add workers or hosts (each worker has its own pool and its own
 queue), or let a proxy in front hold the excess. A client that honours `Retry-After` does not come
-straight back.
+straight back: the third scenario measures clients that wait as the 503 asks.
 
 The probes are asked on keep-alive connections; the first answer on a connection opened while the
 worker is saturated can take a second or more, so a load balancer should keep its probe connections.
