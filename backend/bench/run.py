@@ -96,8 +96,8 @@ FILTER_CASES = [
         {"due_after": "2025-03-01T00:00:00+00:00", "due_before": "2025-03-08T00:00:00+00:00"},
         "due_at >= '2025-03-01T00:00:00Z' AND due_at < '2025-03-08T00:00:00Z'",
     ),
-    FilterCase({"q": "milk"}, "(title_folded LIKE '%milk%' OR description_folded LIKE '%milk%')"),
-    FilterCase({"q": "quokka"}, "(title_folded LIKE '%quokka%' OR description_folded LIKE '%quokka%')", deep=False),
+    FilterCase({"q": "milk"}, "(title_folded LIKE '%%milk%%' OR description_folded LIKE '%%milk%%')"),
+    FilterCase({"q": "quokka"}, "(title_folded LIKE '%%quokka%%' OR description_folded LIKE '%%quokka%%')", deep=False),
 ]
 
 

@@ -46,6 +46,9 @@ def upgrade() -> None:
     )
     op.add_column("tasks", sa.Column("title_folded", sa.Text(), nullable=True))
     op.add_column("tasks", sa.Column("description_folded", sa.Text(), nullable=True))
+    if not postgres:  # SQLite adds a constraint by copying the table: before anything refers to it
+        with op.batch_alter_table("tasks") as batch:
+            batch.create_check_constraint("priority_rank", "priority >= 0 AND priority <= 3")
     op.create_table(
         "task_tags",
         sa.Column("task_id", sa.Uuid(), nullable=False),
@@ -57,8 +60,6 @@ def upgrade() -> None:
     )
     op.create_index("ix_task_tags_user_id_tag_key_task_id", "task_tags", ["user_id", "tag_key", "task_id"])
     if not postgres:
-        with op.batch_alter_table("tasks") as batch:
-            batch.create_check_constraint("priority_rank", "priority >= 0 AND priority <= 3")
         _fill_search_columns()
         for name, columns in SORT_INDEXES.items():
             op.create_index(name, "tasks", columns)
