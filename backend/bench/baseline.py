@@ -35,11 +35,12 @@ LIST_SQL = (
 GET_SQL = f"SELECT {COLUMNS} FROM tasks WHERE tasks.user_id = %(user_id)s::VARCHAR AND tasks.id = %(id)s::UUID"
 INSERT_SQL = (
     "INSERT INTO tasks (title, description, completed, id, user_id, completed_at, created_at, updated_at, version, "
-    "due_at, priority, tags, title_folded, description_folded) VALUES (%(title)s::VARCHAR, "
+    "due_at, priority, tags, tag_keys, title_folded, description_folded) VALUES (%(title)s::VARCHAR, "
     "%(description)s::VARCHAR, %(completed)s, %(id)s::UUID, %(user_id)s::VARCHAR, "
     "%(completed_at)s::TIMESTAMP WITH TIME ZONE, %(created_at)s::TIMESTAMP WITH TIME ZONE, "
     "%(updated_at)s::TIMESTAMP WITH TIME ZONE, %(version)s::INTEGER, %(due_at)s::TIMESTAMP WITH TIME ZONE, "
-    "%(priority_rank)s::SMALLINT, %(tags)s::TEXT[], %(title_folded)s::TEXT, %(description_folded)s::TEXT)"
+    "%(priority_rank)s::SMALLINT, %(tags)s::TEXT[], %(tags)s::TEXT[], %(title_folded)s::TEXT, "
+    "%(description_folded)s::TEXT)"
 )
 PATCH_SQL = (
     "UPDATE tasks SET title=%(title)s::VARCHAR, title_folded=%(title_folded)s::TEXT, "

@@ -16,6 +16,9 @@ CHART = DOCS_DIR / "benchmarks.png"
 TARGET_RPS_RATIO = 0.40
 TARGET_P99_RATIO = 3.0
 TARGET_SCALE_RATIO = 1.3
+# The due-date and priority orders and the filters: within 1.5x.
+TARGET_NEW_SHAPE_SCALE_RATIO = 1.5
+FIRST_SORTS = {"-created_at", "created_at", "-updated_at", "updated_at", "title", "-title"}
 TARGET_RSS_MB = 150
 TARGET_OVERLOAD_GOODPUT_RATIO = 0.90
 TARGET_OVERLOAD_P99_MS = 1000
@@ -119,15 +122,16 @@ def scale_table(results: dict[str, Any]) -> str:
     sizes = [str(size) for size in results["settings"]["heavy_sizes"]]
     header = " | ".join(f"{int(size):,} tasks" for size in sizes)
     lines = [
-        f"| sort | page | p50 ms at {header} | ratio {int(sizes[-1]):,} / {int(sizes[0]):,} "
-        f"| within {TARGET_SCALE_RATIO}x |",
+        f"| sort or filter | page | p50 ms at {header} | ratio {int(sizes[-1]):,} / {int(sizes[0]):,} "
+        "| within target |",
         "|---|---|" + "---:|" * len(sizes) + "---:|---|",
     ]
     for sort, pages in results["scale"].items():
         for page, by_size in pages.items():
             ratio = by_size[sizes[-1]] / by_size[sizes[0]]
             cells = " | ".join(f"{by_size[size] / 1000:.2f}" for size in sizes)
-            lines.append(f"| `{sort}` | {page} | {cells} | {ratio:.2f} | {_mark(ratio <= TARGET_SCALE_RATIO)} |")
+            target = TARGET_SCALE_RATIO if sort in FIRST_SORTS else TARGET_NEW_SHAPE_SCALE_RATIO
+            lines.append(f"| `{sort}` | {page} | {cells} | {ratio:.2f} | {_mark(ratio <= target)} ({target}x) |")
     return "\n".join(lines)
 
 
@@ -211,14 +215,17 @@ page holds its last full run ({results["date"]}). Raw figures: `backend/bench/re
   The load comes from a small uvloop client rather than wrk, which gives one latency for answers and
   refusals together.
 - **Scale**: one user with {", ".join(f"{size:,}" for size in settings["heavy_sizes"])} tasks; p50 latency
-  (2 connections) of the first page and of a page reached by cursor 90% deep, for every sort.
+  (2 connections) of the first page and of a page reached by cursor 90% deep, for every sort, and, newest
+  first, for a tag on a tenth of the tasks, a priority on a quarter, a one-week due window (about 1.3%),
+  a word in a tenth of the titles (`milk`) and one in 0.01% (`quokka`: its matches fit on one page).
 - **Machine**: {info["cpu"]}, {info["cores"]} cores, Linux {info["kernel"]}, Python {info["python"]},
   {info["postgresql"]}; {packages}. Client, service, baseline and PostgreSQL share the machine, so
   absolute numbers are low and noisy: read the ratios.
 
 Targets: every operation at least {TARGET_RPS_RATIO:.0%} of the baseline's requests/s with p99 at most
 {TARGET_P99_RATIO:.0f}x the baseline's; first and deep pages at the largest size within
-{TARGET_SCALE_RATIO}x of the smallest; peak RSS at most {TARGET_RSS_MB} MB. Under overload: goodput at 1,024
+{TARGET_SCALE_RATIO}x of the smallest (the due-date and priority orders and the filters within
+{TARGET_NEW_SHAPE_SCALE_RATIO}x); peak RSS at most {TARGET_RSS_MB} MB. Under overload: goodput at 1,024
 connections at least {TARGET_OVERLOAD_GOODPUT_RATIO:.0%} of that at 32, p99 of the answered requests at most
 {TARGET_OVERLOAD_P99_MS:,} ms, no client-side errors or timeouts, probes within {TARGET_PROBE_MS} ms.
 
@@ -260,3 +267,9 @@ The first run seeds about {sum(settings["heavy_sizes"]) / 1e6:.1f} million tasks
 two); later runs reuse them.
 """
     )
+
+
+if __name__ == "__main__":  # python -m bench.report results/<date>.json: the docs again from saved figures
+    import sys
+
+    write_markdown(json.loads(Path(sys.argv[1]).read_text()))

@@ -18,7 +18,7 @@ from uuid_utils.compat import uuid7
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/tasks_bench"
 COLUMNS = (
     "id, user_id, title, description, completed, completed_at, created_at, updated_at, version, "
-    "due_at, priority, tags, title_folded, description_folded"
+    "due_at, priority, tags, tag_keys, title_folded, description_folded"
 )
 # One tag per task, each on a tenth of them; a word in a tenth of the titles and one in 0.01%.
 TAGS = ["work", "home", "errands", "garden", "health", "money", "family", "travel", "reading", "music"]
@@ -78,6 +78,7 @@ def _rows(user_id: str, start: int, count: int, rng: random.Random) -> Iterator[
             None if rng.random() < 0.3 else base + timedelta(minutes=rng.randrange(525_600)),
             rng.randrange(4),
             [TAGS[index % len(TAGS)]],
+            [TAGS[index % len(TAGS)]],
             title.casefold(),
             None if description is None else description.casefold(),
         )
@@ -103,7 +104,7 @@ def seed(conninfo: str, wanted: dict[str, int]) -> None:
                     with connection.cursor().copy(f"COPY tasks ({COLUMNS}) FROM STDIN") as copy:
                         for number, row in enumerate(_rows(user, have.get(user, 0), count, rng), start=1):
                             copy.write_row(row)
-                            tagged.extend((row[0], row[1], tag, tag) for tag in row[11])  # type: ignore[attr-defined]
+                            tagged.extend((row[0], row[1], tag, tag) for tag in row[12])  # type: ignore[attr-defined]
                             if number % 10_000 == 0:
                                 progress.update(10_000)
                     with connection.cursor().copy("COPY task_tags (task_id, user_id, tag_key, tag) FROM STDIN") as copy:

@@ -44,6 +44,15 @@ def upgrade() -> None:
             nullable=False,
         ),
     )
+    op.add_column(
+        "tasks",
+        sa.Column(
+            "tag_keys",
+            sa.JSON().with_variant(postgresql.ARRAY(sa.Text()), "postgresql"),
+            server_default="{}" if postgres else "[]",
+            nullable=False,
+        ),
+    )
     op.add_column("tasks", sa.Column("title_folded", sa.Text(), nullable=True))
     op.add_column("tasks", sa.Column("description_folded", sa.Text(), nullable=True))
     if not postgres:  # SQLite adds a constraint by copying the table: before anything refers to it
@@ -72,6 +81,9 @@ def upgrade() -> None:
         _fill_search_columns()  # autocommit: each batch commits on its own
         for name, columns in SORT_INDEXES.items():
             op.create_index(name, "tasks", columns, postgresql_concurrently=True)
+        op.create_index(
+            "ix_tasks_tag_keys", "tasks", ["tag_keys"], postgresql_using="gin", postgresql_concurrently=True
+        )
         op.execute(
             "CREATE INDEX CONCURRENTLY ix_tasks_search ON tasks USING gin "
             "((title_folded || ' ' || coalesce(description_folded, '')) gin_trgm_ops)"
@@ -122,11 +134,12 @@ def downgrade() -> None:
     postgres = op.get_bind().dialect.name == "postgresql"
     if postgres:
         op.drop_index("ix_tasks_search", table_name="tasks")
+        op.drop_index("ix_tasks_tag_keys", table_name="tasks")
     for name in SORT_INDEXES:
         op.drop_index(name, table_name="tasks")
     op.drop_index("ix_task_tags_user_id_tag_key_task_id", table_name="task_tags")
     op.drop_table("task_tags")
     with op.batch_alter_table("tasks") as batch:
         batch.drop_constraint("priority_rank", type_="check")
-        for column in ("description_folded", "title_folded", "tags", "priority", "due_at"):
+        for column in ("description_folded", "title_folded", "tag_keys", "tags", "priority", "due_at"):
             batch.drop_column(column)

@@ -263,6 +263,9 @@ class Task(TaskBase, table=True):
             postgresql_using="gin",
             info={"dialects": {"postgresql"}},  # read by alembic/env.py
         ).ddl_if(dialect="postgresql"),
+        Index("ix_tasks_tag_keys", "tag_keys", postgresql_using="gin", info={"dialects": {"postgresql"}}).ddl_if(
+            dialect="postgresql"
+        ),
         CheckConstraint(f"priority >= 0 AND priority <= {len(TaskPriority) - 1}", name="priority_rank"),
     )
 
@@ -276,6 +279,11 @@ class Task(TaskBase, table=True):
     priority: int = Field(default=0, sa_column=Column(SmallInteger, nullable=False, server_default="0"))
     # The tags as the client spelt them, in its order; task_tags holds them again, folded, for filters.
     tags: list[str] = Field(
+        default_factory=list,
+        sa_column=Column(JSON().with_variant(ARRAY(Text()), "postgresql"), nullable=False),
+    )
+    # The tags folded, which the tag filter reads on PostgreSQL (`tag_keys @> ...`, with its GIN index).
+    tag_keys: list[str] = Field(
         default_factory=list,
         sa_column=Column(JSON().with_variant(ARRAY(Text()), "postgresql"), nullable=False),
     )

@@ -122,6 +122,8 @@ def _stored(fields: dict[str, Any]) -> dict[str, Any]:
         stored["title_folded"] = fold(fields["title"])
     if "description" in fields:
         stored["description_folded"] = None if fields["description"] is None else fold(fields["description"])
+    if "tags" in fields:
+        stored["tag_keys"] = [fold(tag) for tag in fields["tags"]]
     return stored
 
 
@@ -322,7 +324,8 @@ async def list_tasks(
         if continues and after is not None:
             params.update(after_key=after.sort_key, after_id=after.task_id)
         params["limit"] = limit + 1 - len(rows)
-        rows += await connection.fetch(list_statement(sort, status, filters.shape, segment, continues), params)
+        statement = list_statement(connection.dialect_name, sort, status, filters.shape, segment, continues)
+        rows += await connection.fetch(statement, params)
         if len(rows) > limit:
             break
     items = cast(list[TaskRecord], rows[:limit])
