@@ -196,3 +196,19 @@ def test_a_filtered_list_is_planned_for_its_values_each_time(database_url: str) 
     lists = [sql for sql in prepared if "FROM tasks" in sql and "LIMIT" in sql]
     assert lists, prepared
     assert not [sql for sql in lists if "task_tags" in sql], lists
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_the_service_prices_random_reads_as_a_cached_database(database_url: str) -> None:
+    """The migrations set random_page_cost to 1.1 for the database: at the default of 4, PostgreSQL reads a
+    whole GIN posting list for a common word or tag in a short list (40 ms instead of 0.4 ms)."""
+    with TestClient(create_app(settings_for(database_url, db_pool_size=1, db_max_overflow=0))) as client:
+        database: Database = client.app.state.database  # type: ignore[attr-defined]
+
+        async def random_page_cost() -> str:
+            async with database.connect() as connection:
+                cursor = await connection.driver.execute("SHOW random_page_cost")  # type: ignore[attr-defined]
+                row = await cursor.fetchone()
+                return str(row[0])
+
+        assert client.portal.call(random_page_cost) == "1.1"  # type: ignore[union-attr]
