@@ -15,6 +15,7 @@ import statistics
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -26,6 +27,7 @@ from bench.seed import WORDS, bench_database_url
 from src.core.database import alembic_config
 
 DATABASE = "tasks_migration"
+MIGRATION_RESULTS = Path(__file__).parent / "results" / "migration.json"
 USERS = 1000
 WRITERS = 4
 
@@ -130,6 +132,8 @@ def main() -> None:
         unfolded = connection.execute("SELECT count(*) FROM tasks WHERE title_folded IS NULL").fetchone()
     result = {
         "tasks": args.tasks,
+        "from_revision": args.from_revision,
+        "writers": WRITERS,
         "migration_seconds": round(migration_seconds, 1),
         "writes_during": len(during),
         "write_ms_before": {"p50": _ms(statistics.median(before)), "max": _ms(max(before))},
@@ -141,6 +145,8 @@ def main() -> None:
         "rows_left_unfolded": unfolded[0] if unfolded else None,
     }
     print("MIGRATION " + json.dumps(result))
+    MIGRATION_RESULTS.parent.mkdir(exist_ok=True)
+    MIGRATION_RESULTS.write_text(json.dumps({"date": datetime.now(UTC).isoformat(), **result}, indent=2) + "\n")
 
 
 def _ms(seconds: float) -> float:

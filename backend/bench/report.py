@@ -118,6 +118,26 @@ def overload_table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def migration_section() -> str:
+    """The last `python -m bench.migration` run, when there is one."""
+    path = RESULTS_DIR / "migration.json"
+    if not path.exists():
+        return ""
+    run = json.loads(path.read_text())
+    during, before = run["write_ms_during"], run["write_ms_before"]
+    return f"""
+### Migrating a live copy
+
+`python -m bench.migration` ({run["date"][:10]}): a database at revision {run.get("from_revision", "0002")} holding
+{run["tasks"]:,} tasks, written all along by {run.get("writers", 4)} clients of the previous version (each
+creates a task, then renames it), while `alembic upgrade head` runs. The upgrade took
+{run["migration_seconds"]:,.0f} s. Over it, {run["writes_during"]:,} writes waited {during["p50"]} ms at the median,
+{during["p99"]} ms at p99 and {during["max"]} ms at the most (before it: {before["p50"]} ms, {before["max"]} ms at
+the most). Rows the previous version wrote after the search columns were filled: {run["rows_left_unfolded"]:,}
+(found by search once next edited).
+"""
+
+
 def scale_table(results: dict[str, Any]) -> str:
     sizes = [str(size) for size in results["settings"]["heavy_sizes"]]
     header = " | ".join(f"{int(size):,} tasks" for size in sizes)
@@ -232,6 +252,7 @@ connections at least {TARGET_OVERLOAD_GOODPUT_RATIO:.0%} of that at 32, p99 of t
 ## Results
 
 {table(results)}
+{migration_section()}
 
 ![Throughput per operation and list latency against list size](benchmarks.png)
 

@@ -71,10 +71,12 @@ class FilterCase:
     query: dict[str, str]
     where: str
     deep: bool = True
+    sort: str = "-created_at"
 
     @property
     def name(self) -> str:
-        return "&".join(f"{key}={value}" for key, value in self.query.items())
+        shown = {**self.query, **({"sort": self.sort} if self.sort != "-created_at" else {})}
+        return "&".join(f"{key}={value}" for key, value in shown.items())
 
     @property
     def filters(self) -> TaskFilters:
@@ -95,6 +97,13 @@ FILTER_CASES = [
     FilterCase(
         {"due_after": "2025-03-01T00:00:00+00:00", "due_before": "2025-03-08T00:00:00+00:00"},
         "due_at >= '2025-03-01T00:00:00Z' AND due_at < '2025-03-08T00:00:00Z'",
+    ),
+    # The same window soonest first: one range of the due-date index, where newest first reads the list
+    # in creation order until it has a page of the window's tasks.
+    FilterCase(
+        {"due_after": "2025-03-01T00:00:00+00:00", "due_before": "2025-03-08T00:00:00+00:00"},
+        "due_at >= '2025-03-01T00:00:00Z' AND due_at < '2025-03-08T00:00:00Z'",
+        sort="due_at",
     ),
     FilterCase({"q": "milk"}, "(title_folded LIKE '%%milk%%' OR description_folded LIKE '%%milk%%')"),
     FilterCase({"q": "quokka"}, "(title_folded LIKE '%%quokka%%' OR description_folded LIKE '%%quokka%%')", deep=False),
@@ -313,10 +322,8 @@ def scale(service: App, conninfo: str, heavy: list[int], args: argparse.Namespac
                 first = f"{service.base_url}{prefix}?sort={sort}"
                 cases.append((sort, first, f"{first}&cursor={deep_cursor(connection, user, sort, 0.9)}"))
             for case in FILTER_CASES:
-                first = f"{service.base_url}{prefix}?{urlencode(case.query)}"
-                deep = (
-                    f"{first}&cursor={deep_cursor(connection, user, '-created_at', 0.9, case)}" if case.deep else None
-                )
+                first = f"{service.base_url}{prefix}?{urlencode({**case.query, 'sort': case.sort})}"
+                deep = f"{first}&cursor={deep_cursor(connection, user, case.sort, 0.9, case)}" if case.deep else None
                 cases.append((case.name, first, deep))
             for sort, first, deep in cases:
                 for page, url in (("first", first), ("deep", deep)):

@@ -1,8 +1,10 @@
-"""Every task operation, and the only code that builds task queries.
+"""Every task operation; with src.services.task_listing (the list query), the only code that builds task
+queries.
 
 Each statement carries the owner's `user_id` in its WHERE clause (or its VALUES, for an insert), so a
 task outside the caller's collection is simply not found. Writes are single statements that return
-the new row, committed before the function returns: a response is only sent for stored data.
+the new row (a write that sets tags also replaces the task's tag rows, in one transaction), committed
+before the function returns: a response is only sent for stored data.
 
 Statements are built once, with bound parameters, so the database layer can compile each one once
 (see `src.core.database.Connection`); a request only binds its values.
