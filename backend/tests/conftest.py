@@ -24,7 +24,7 @@ from sqlalchemy import Engine, create_engine, text
 from src.core.config import Settings
 from src.core.database import alembic_config
 from src.main import create_app
-from src.models.task import TaskPublic
+from src.models.task import TaskPage, TaskPublic
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 JWT_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
@@ -156,6 +156,26 @@ def create_task(client: TestClient) -> Callable[..., dict[str, Any]]:
         return task
 
     return _create_task
+
+
+def walk_pages(
+    client: TestClient, user: User, between_pages: Callable[[], None] | None = None, **params: Any
+) -> Iterator[list[dict[str, Any]]]:
+    """Every page of the user's list, each checked against its schema, following `next_cursor` to the end;
+    `between_pages` runs before each next page is asked for."""
+    cursor = None
+    while True:
+        query = {**params, **({"cursor": cursor} if cursor else {})}
+        response = client.get(user.tasks_url, params=query, headers=user.headers)
+        assert response.status_code == 200, response.text
+        page = response.json()
+        TaskPage.model_validate(page)
+        yield page["items"]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return
+        if between_pages is not None:
+            between_pages()
 
 
 def stored_task(db: Engine, task_id: str) -> dict[str, Any] | None:

@@ -47,24 +47,9 @@ def upgrade() -> None:
     postgres = op.get_bind().dialect.name == "postgresql"
     op.add_column("tasks", sa.Column("due_at", sa.DateTime(timezone=True), nullable=True))
     op.add_column("tasks", sa.Column("priority", sa.SmallInteger(), server_default="0", nullable=False))
-    op.add_column(
-        "tasks",
-        sa.Column(
-            "tags",
-            sa.JSON().with_variant(postgresql.ARRAY(sa.Text()), "postgresql"),
-            server_default="{}" if postgres else "[]",
-            nullable=False,
-        ),
-    )
-    op.add_column(
-        "tasks",
-        sa.Column(
-            "tag_keys",
-            sa.JSON().with_variant(postgresql.ARRAY(sa.Text()), "postgresql"),
-            server_default="{}" if postgres else "[]",
-            nullable=False,
-        ),
-    )
+    for name in ("tags", "tag_keys"):  # an array on PostgreSQL, JSON on SQLite; empty on existing rows
+        array = sa.JSON().with_variant(postgresql.ARRAY(sa.Text()), "postgresql")
+        op.add_column("tasks", sa.Column(name, array, server_default="{}" if postgres else "[]", nullable=False))
     op.add_column("tasks", sa.Column("title_folded", sa.Text(), nullable=True))
     op.add_column("tasks", sa.Column("description_folded", sa.Text(), nullable=True))
     if not postgres:  # SQLite adds a constraint by copying the table: before anything refers to it

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 from functools import lru_cache
@@ -102,11 +102,6 @@ class TaskFilters:
     due_before: datetime | None = None
     due_after: datetime | None = None
     terms: tuple[str, ...] = ()  # folded, distinct
-    _shape: tuple[bool, int, bool, bool, int] = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        shape = (bool(self.priorities), len(self.tags), self.due_before is not None, self.due_after is not None)
-        object.__setattr__(self, "_shape", (*shape, len(self.terms)))
 
     @classmethod
     def of(
@@ -129,7 +124,8 @@ class TaskFilters:
     @property
     def shape(self) -> tuple[bool, int, bool, bool, int]:
         """Which filters are given (and how many tags and terms): what the statement's text depends on."""
-        return self._shape
+        has_due = (self.due_before is not None, self.due_after is not None)
+        return (bool(self.priorities), len(self.tags), *has_due, len(self.terms))
 
     @property
     def any(self) -> bool:

@@ -211,12 +211,8 @@ async def create_task(
     """Creates the task, or with an idempotency key already used for the same body, replays the first
     answer instead (see services/idempotency.py)."""
     if idempotency_key is None:
-        if not data.tags:
-            task = await _insert_task(connection=connection, user_id=user_id, data=data)
-            await connection.commit()
-            return _created(task)
-        # The task and its tags, or neither.
-        await connection.begin()
+        if data.tags:
+            await connection.begin()  # the task and its tags, or neither
         task = await _insert_task(connection=connection, user_id=user_id, data=data)
         await connection.commit()
         return _created(task)

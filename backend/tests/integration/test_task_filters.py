@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from src.models.task import TagSummary, TaskPage
-from tests.conftest import User
+from src.models.task import TagSummary
+from tests.conftest import User, walk_pages
 
 CreateTask = Callable[..., dict[str, Any]]
 PRIORITY_RANK = {"none": 0, "low": 1, "medium": 2, "high": 3}
@@ -166,18 +166,8 @@ NEW_SORTS = ["due_at", "-due_at", "priority", "-priority"]
 
 
 def _walk(client: TestClient, user: User, between_pages: Callable[[], None], **params: Any) -> Iterator[dict[str, Any]]:
-    cursor = None
-    while True:
-        query = {**params, **({"cursor": cursor} if cursor else {})}
-        response = client.get(user.tasks_url, params=query, headers=user.headers)
-        assert response.status_code == 200, response.text
-        page = response.json()
-        TaskPage.model_validate(page)
-        yield from page["items"]
-        cursor = page["next_cursor"]
-        if cursor is None:
-            return
-        between_pages()
+    for page in walk_pages(client, user, between_pages, **params):
+        yield from page
 
 
 def _expected(tasks: list[dict[str, Any]], sort: str) -> list[str]:

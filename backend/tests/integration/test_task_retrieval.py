@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import string
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,8 +16,7 @@ from sqlalchemy import Engine, insert
 from src.core.database import Database
 from src.main import create_app
 from src.models import Task
-from src.models.task import TaskPage
-from tests.conftest import User, make_token, settings_for
+from tests.conftest import User, make_token, settings_for, walk_pages
 
 SORTS = ["-created_at", "created_at", "-updated_at", "updated_at", "title", "-title"]
 STATUSES = ["all", "pending", "completed"]
@@ -135,20 +134,6 @@ def seeded_user(client: TestClient, db: Engine) -> User:
     return User(id=user_id, token=make_token(user_id))
 
 
-def _walk(client: TestClient, user: User, **params: Any) -> Iterator[list[dict[str, Any]]]:
-    cursor = None
-    while True:
-        query = {**params, **({"cursor": cursor} if cursor else {})}
-        response = client.get(user.tasks_url, params=query, headers=user.headers)
-        assert response.status_code == 200, response.text
-        page = response.json()
-        TaskPage.model_validate(page)
-        yield page["items"]
-        cursor = page["next_cursor"]
-        if cursor is None:
-            return
-
-
 def _expected_order(tasks: list[dict[str, Any]], sort: str) -> list[str]:
     field = sort.lstrip("-")
     key = (
@@ -162,11 +147,11 @@ def _expected_order(tasks: list[dict[str, Any]], sort: str) -> list[str]:
 @pytest.mark.parametrize("status", STATUSES)
 @pytest.mark.parametrize("sort", SORTS)
 def test_pages_walk_every_task_once_in_order(client: TestClient, seeded_user: User, sort: str, status: str) -> None:
-    everything = [item for page in _walk(client, seeded_user, limit=100) for item in page]
+    everything = [item for page in walk_pages(client, seeded_user, limit=100) for item in page]
     assert len(everything) == SEEDED_TASKS
     wanted = [t for t in everything if status == "all" or t["completed"] == (status == "completed")]
 
-    pages = list(_walk(client, seeded_user, sort=sort, status=status, limit=17))
+    pages = list(walk_pages(client, seeded_user, sort=sort, status=status, limit=17))
     walked = [item["id"] for page in pages for item in page]
 
     assert walked == _expected_order(wanted, sort)
@@ -179,7 +164,7 @@ def test_pagination_is_stable_while_tasks_are_added(
     client: TestClient, alice: User, create_task: Callable[..., dict[str, Any]]
 ) -> None:
     originals = [create_task(alice, title=f"t{i}")["id"] for i in range(12)]
-    pages = _walk(client, alice, limit=5)
+    pages = walk_pages(client, alice, limit=5)
     seen = [item["id"] for item in next(pages)]
     added = [create_task(alice, title=f"new{i}")["id"] for i in range(3)]
     for page in pages:
