@@ -100,19 +100,37 @@ def seed(conninfo: str, wanted: dict[str, int]) -> None:
         with tqdm(total=total, unit="task", unit_scale=True, desc="seeding") as progress:
             for user, count in missing.items():
                 tagged: list[tuple[object, ...]] = []
+                task_ids: list[object] = []
                 with connection.transaction():
                     with connection.cursor().copy(f"COPY tasks ({COLUMNS}) FROM STDIN") as copy:
                         for number, row in enumerate(_rows(user, have.get(user, 0), count, rng), start=1):
                             copy.write_row(row)
+                            task_ids.append(row[0])
                             tagged.extend((row[0], row[1], tag, tag) for tag in row[12])  # type: ignore[attr-defined]
                             if number % 10_000 == 0:
                                 progress.update(10_000)
                     with connection.cursor().copy("COPY task_tags (task_id, user_id, tag_key, tag) FROM STDIN") as copy:
                         for tag_row in tagged:
                             copy.write_row(tag_row)
+                    _number_changes(connection, user, task_ids)
                     progress.update(count % 10_000)
-        connection.execute("ANALYZE tasks")
-        connection.execute("ANALYZE task_tags")
+        for table in ("tasks", "task_tags", "task_changes"):
+            connection.execute(f"ANALYZE {table}")
+
+
+def _number_changes(connection: psycopg.Connection[tuple[object, ...]], user: str, task_ids: list[object]) -> None:
+    """A change for each new task, after the user's last, as the service numbers them (for the sync run)."""
+    last = connection.execute("SELECT seq FROM sync_counters WHERE user_id = %s", [user]).fetchone()
+    first = (int(last[0]) if last else 0) + 1  # type: ignore[call-overload]
+    now = datetime.now(UTC)
+    with connection.cursor().copy("COPY task_changes (user_id, task_id, seq, deleted, changed_at) FROM STDIN") as copy:
+        for offset, task_id in enumerate(task_ids):
+            copy.write_row((user, task_id, first + offset, False, now))
+    connection.execute(
+        "INSERT INTO sync_counters (user_id, seq) VALUES (%s, %s) "
+        "ON CONFLICT (user_id) DO UPDATE SET seq = excluded.seq",
+        [user, first + len(task_ids) - 1],
+    )
 
 
 def wanted_tasks(users: int, tasks_per_user: int, heavy: list[int]) -> dict[str, int]:

@@ -24,13 +24,14 @@ from src.api.middleware import (
 from src.api.openapi import finish_openapi
 from src.api.problems import install_problem_handlers
 from src.api.route_index import RouteIndex
-from src.api.v1 import tags, tasks
+from src.api.v1 import changes, tags, tasks, trash
 from src.core.config import Settings, load_settings
 from src.core.database import Database, head_revision
 from src.core.logging import configure_logging
 from src.core.metrics import watch_pool
 from src.core.runtime import settle_garbage_collector
 from src.core.security import JwksCache, TokenVerifier
+from src.services import housekeeping
 from src.services.idempotency import purge_periodically
 
 logger = logging.getLogger(__name__)
@@ -59,9 +60,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # FastAPI 0.165 matches an included router's routes twice (to choose the router, then within it)
         # and only after its docs routes: 117 k more instructions per get, a tenth of the request
         # (docs/design.md). `routes` is FastAPI's public, if discouraged, way to give the app its routes.
-        routes=[*tasks.router.routes, *tags.router.routes],
+        routes=[*tasks.router.routes, *tags.router.routes, *trash.router.routes, *changes.router.routes],
         openapi_tags=[
             {"name": "tasks", "description": "Each user's own tasks."},
+            {"name": "trash", "description": "Deleted tasks, kept for `TRASH_RETENTION_DAYS` to be restored."},
+            {"name": "sync", "description": "What changed since a client last synced."},
             {"name": "health", "description": "Probes for process managers and load balancers."},
         ],
     )
@@ -86,7 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def _lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
-    """Start-up and shutdown: the database, the token verifier, the idempotency purge."""
+    """Start-up and shutdown: the database, the token verifier, the idempotency and trash purges."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -107,6 +110,8 @@ def _lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextMan
                 purge_periodically(database, interval_seconds=settings.idempotency_purge_interval_seconds)
             )
             stack.push_async_callback(_stop, purge)  # before the engine is disposed: it may be mid-query
+            trash_purge = asyncio.create_task(housekeeping.purge_periodically(database, settings))
+            stack.push_async_callback(_stop, trash_purge)
             settle_garbage_collector()
             logger.info("service started", extra={"environment": settings.environment.value})
             yield

@@ -61,8 +61,11 @@ def _postgres_problem(url: str) -> str | None:
 
 def _reset_postgres(url: str) -> None:
     engine = create_engine(sync_url(url))
-    with engine.begin() as connection:
-        connection.execute(text("DROP TABLE IF EXISTS task_tags, tasks, idempotency_keys, alembic_version CASCADE"))
+    with engine.begin() as connection:  # every table of the schema, so a table added later is dropped too
+        tables = connection.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"))
+        names = ", ".join(f'"{name}"' for name in tables.scalars())
+        if names:
+            connection.execute(text(f"DROP TABLE IF EXISTS {names} CASCADE"))
     engine.dispose()
 
 

@@ -21,6 +21,7 @@ from src.core.errors import (
     AuthenticationError,
     ConflictError,
     DomainError,
+    GoneError,
     InvalidInputError,
     MissingCredentialsError,
     NotFoundError,
@@ -46,6 +47,7 @@ class ProblemType:
     CONFLICT = "urn:tasks-api:problem:conflict"
     UNAVAILABLE = "urn:tasks-api:problem:service-unavailable"
     INTERNAL = "urn:tasks-api:problem:internal-error"
+    RESYNC_REQUIRED = "urn:tasks-api:problem:resync-required"
     HTTP = "about:blank"
 
 
@@ -167,6 +169,7 @@ _DOMAIN_PROBLEMS: list[tuple[type[DomainError], int, str, str, dict[str, str]]] 
     (NotFoundError, 404, "Not Found", ProblemType.NOT_FOUND, {}),
     (PreconditionFailedError, 412, "Precondition Failed", ProblemType.PRECONDITION_FAILED, {}),
     (ConflictError, 409, "Conflict", ProblemType.CONFLICT, {"Retry-After": "1"}),
+    (GoneError, 410, "Gone", ProblemType.RESYNC_REQUIRED, {}),
     (
         AuthenticationError,
         401,
@@ -256,6 +259,13 @@ _DOCUMENTED_PROBLEMS: dict[int, tuple[str, str, str, str]] = {
         ProblemType.CONFLICT,
         "Conflict",
         "a request with this Idempotency-Key is still being processed: retry in a moment",
+    ),
+    410: (
+        "The `since` token is older than SYNC_RETENTION_DAYS: sync again from the start, without `since`.",
+        ProblemType.RESYNC_REQUIRED,
+        "Gone",
+        "the token is older than 30 days, and deletions since may be forgotten: sync again from the start, "
+        "without `since`",
     ),
     412: (
         "If-Match names a version the task is no longer at: nothing was changed.",

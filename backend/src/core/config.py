@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
@@ -91,6 +92,10 @@ class Settings(BaseSettings):
     idempotency_retention_seconds: int = Field(default=86_400, ge=60)
     idempotency_purge_interval_seconds: float = Field(default=600, gt=0)
 
+    trash_retention_days: int = Field(default=30, ge=1, le=3650)
+    trash_purge_interval_seconds: float = Field(default=600, gt=0)
+    sync_retention_days: int = Field(default=30, ge=1, le=3650)
+
     max_request_body_bytes: int = Field(default=64 * 1024, ge=1024)
 
     @field_validator("database_url")
@@ -110,6 +115,14 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _removals_outlive_the_trash(self) -> Settings:
+        # A sync token must be able to outlive a task's stay in the trash: a client that synced while the
+        # task was live learns of its removal for as long as it could still have restored it.
+        if self.sync_retention_days < self.trash_retention_days:
+            raise ValueError("SYNC_RETENTION_DAYS must be at least TRASH_RETENTION_DAYS")
+        return self
 
     @model_validator(mode="after")
     def _safe_for_production(self) -> Settings:
@@ -146,6 +159,14 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def trash_retention(self) -> timedelta:
+        return timedelta(days=self.trash_retention_days)
+
+    @property
+    def sync_retention(self) -> timedelta:
+        return timedelta(days=self.sync_retention_days)
 
     @cached_property
     def cursor_key(self) -> bytes:

@@ -151,10 +151,9 @@ def _create_sqlite_engine(settings: Settings) -> AsyncEngine:
 
 
 class Connection(ABC):
-    """One pooled connection, lent to one request. Statements run in autocommit mode: every write the
-    service makes is a single statement (an INSERT, or an UPDATE or DELETE ... WHERE user_id AND id),
-    atomic on its own, so an explicit BEGIN and COMMIT would only add two round trips to each request.
-    Work that spans statements (an idempotent create) calls `begin()` before its first statement."""
+    """One pooled connection, lent to one request. Statements run in autocommit mode, so a read is one
+    round trip; a write, which spans statements (the change, then its number in the change feed), calls
+    `begin()` before its first statement and commits in the service."""
 
     dialect_name: str
 
@@ -165,6 +164,10 @@ class Connection(ABC):
     @abstractmethod
     async def execute(self, statement: Executable, params: dict[str, Any]) -> int:
         """Runs a statement that returns no rows; gives the number of rows it touched."""
+
+    @abstractmethod
+    async def execute_many(self, statement: Executable, rows: list[dict[str, Any]]) -> None:
+        """Runs a statement once for each set of parameters, in as few round trips as the driver can."""
 
     @abstractmethod
     async def begin(self) -> None:
@@ -215,6 +218,17 @@ class _DriverConnection(Connection):
 
     async def execute(self, statement: Executable, params: dict[str, Any]) -> int:
         return (await self._run(statement, params)).rowcount
+
+    async def execute_many(self, statement: Executable, rows: list[dict[str, Any]]) -> None:
+        driver_statement = _driver_statement(statement, self._dialect)
+        values = [{**driver_statement.defaults, **row} for row in rows]
+        for observer in self._observers:
+            for row_values in values:
+                observer(driver_statement.sql, row_values)
+        try:
+            await self.driver.cursor(binary=True).executemany(driver_statement.sql, values)
+        except psycopg.Error as error:
+            raise _as_sqlalchemy_error(error, driver_statement.sql, lost=self.lost) from error
 
     async def begin(self) -> None:
         await self.driver.set_isolation_level(psycopg.IsolationLevel.READ_COMMITTED)
@@ -267,6 +281,9 @@ class _CoreConnection(Connection):
     async def execute(self, statement: Executable, params: dict[str, Any]) -> int:
         result = await self._connection.execute(statement, params)
         return result.rowcount
+
+    async def execute_many(self, statement: Executable, rows: list[dict[str, Any]]) -> None:
+        await self._connection.execute(statement, rows)
 
     async def begin(self) -> None:
         # SQLite's only isolation for a writer; the connection returns to autocommit when it is closed.

@@ -26,6 +26,10 @@ class PreconditionFailedError(DomainError):
     """The client's precondition (e.g. the version it last saw) no longer holds; nothing was changed."""
 
 
+class GoneError(DomainError):
+    """What the client holds (a sync token) is too old to be answered; it must start again."""
+
+
 class ConflictError(DomainError):
     """The request conflicts with one still being processed; the client may retry shortly."""
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from src.core.errors import InvalidInputError
-from src.models.task import TaskSort, TaskStatusFilter
+from src.models.task import TaskSort
 
 _MAC_BYTES = 16
 _MAX_CURSOR_LENGTH = 1024
@@ -41,21 +41,25 @@ class PagePosition:
 
 @dataclass(frozen=True, slots=True)
 class ListShape:
-    """What a cursor is only good for: the same sort, status and filters (their digest; None without)."""
+    """What a cursor is only good for: the same list (tasks by status, or the trash), sort and filters
+    (their digest; None without)."""
 
-    sort: TaskSort
-    status: TaskStatusFilter
+    sort: str  # a TaskSort, or the trash's own order
+    status: str  # a TaskStatusFilter, or TRASH
     filters: str | None = None
+
+
+TRASH = "trash"
 
 
 def encode_cursor(position: PagePosition, *, key: bytes, user_id: str, shape: ListShape) -> str:
     sort_key = position.sort_key.isoformat() if isinstance(position.sort_key, datetime) else position.sort_key
-    fields: dict[str, object] = {"s": shape.sort.value, "f": shape.status.value, "k": sort_key}
+    fields: dict[str, object] = {"s": str(shape.sort), "f": str(shape.status), "k": sort_key}
     fields["i"] = position.task_id.hex
     if shape.filters is not None:
         fields["q"] = shape.filters
     payload = json.dumps(fields, separators=(",", ":"), ensure_ascii=True).encode()
-    return f"{_b64encode(payload)}.{_b64encode(_mac(key, user_id, payload))}"
+    return seal(payload, key=key, user_id=user_id)
 
 
 def decode_cursor(cursor: str, *, key: bytes, user_id: str, shape: ListShape) -> PagePosition:
@@ -71,7 +75,7 @@ def decode_cursor(cursor: str, *, key: bytes, user_id: str, shape: ListShape) ->
         raise InvalidCursor("cursor is not valid: pass the next_cursor of a previous page unchanged")
     try:
         fields = json.loads(payload)
-        made_for = ListShape(TaskSort(fields["s"]), TaskStatusFilter(fields["f"]), fields.get("q"))
+        made_for = ListShape(_text(fields["s"]), _text(fields["f"]), fields.get("q"))
         task_id = uuid.UUID(hex=fields["i"])
         sort_key = _sort_key(shape.sort, fields["k"])
     except (ValueError, KeyError, TypeError):
@@ -81,7 +85,13 @@ def decode_cursor(cursor: str, *, key: bytes, user_id: str, shape: ListShape) ->
     return PagePosition(sort_key=sort_key, task_id=task_id)
 
 
-def _sort_key(sort: TaskSort, raw: object) -> SortKey:
+def _text(raw: object) -> str:
+    if not isinstance(raw, str):
+        raise TypeError("not text")
+    return raw
+
+
+def _sort_key(sort: str, raw: object) -> SortKey:
     if sort in _TEXT_SORTS and isinstance(raw, str):
         return raw
     if sort in _RANK_SORTS and type(raw) is int:
@@ -96,6 +106,24 @@ def _sort_key(sort: TaskSort, raw: object) -> SortKey:
 _TEXT_SORTS = frozenset({TaskSort.TITLE_ASCENDING, TaskSort.TITLE_DESCENDING})
 _RANK_SORTS = frozenset({TaskSort.LOWEST_PRIORITY_FIRST, TaskSort.HIGHEST_PRIORITY_FIRST})
 _DUE_SORTS = frozenset({TaskSort.DUE_SOONEST_FIRST, TaskSort.DUE_LATEST_FIRST})
+
+
+def seal(payload: bytes, *, key: bytes, user_id: str) -> str:
+    """`payload` with an HMAC over it and the owner's id: readable, but not forgeable or transferable."""
+    return f"{_b64encode(payload)}.{_b64encode(_mac(key, user_id, payload))}"
+
+
+def unseal(token: str, *, key: bytes, user_id: str) -> bytes | None:
+    """The payload of a token `seal` made for this user with this key; None for anything else."""
+    if len(token) > _MAX_CURSOR_LENGTH or token.count(".") != 1:
+        return None
+    payload_part, mac_part = token.split(".")
+    try:
+        payload = _b64decode(payload_part)
+        mac = _b64decode(mac_part)
+    except (ValueError, binascii.Error):
+        return None
+    return payload if hmac.compare_digest(mac, _mac(key, user_id, payload)) else None
 
 
 def _mac(key: bytes, user_id: str, payload: bytes) -> bytes:

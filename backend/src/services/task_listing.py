@@ -56,12 +56,6 @@ SORT_COLUMNS: dict[TaskSort, tuple[str, bool]] = {
 
 OWNER_ID = bindparam("owner_id", type_=tasks.c.user_id.type)
 
-# The stored rank as the API's name, computed by the database, so rows go to JSON as they come.
-_PRIORITY_NAME: Label[Any] = literal_column(
-    "CASE tasks.priority "
-    + " ".join(f"WHEN {rank} THEN '{priority.value}'" for priority, rank in PRIORITY_RANKS.items())
-    + " END"
-).label("priority")
 # What a task read or write returns: TaskPublic's fields, named one by one, so a column added to the table
 # later (a deletion time, a search column) reaches no client until TaskPublic lists it.
 PUBLIC_FIELDS = (
@@ -78,9 +72,21 @@ PUBLIC_FIELDS = (
     "priority",
     "tags",
 )
-PUBLIC_COLUMNS: tuple[ColumnElement[Any], ...] = tuple(
-    _PRIORITY_NAME if name == "priority" else tasks.c[name] for name in PUBLIC_FIELDS
-)
+
+
+def public_columns(table: Table) -> tuple[ColumnElement[Any], ...]:
+    """PUBLIC_FIELDS from `table` (tasks, or the trash), the stored priority rank named by the database, so
+    rows go to JSON as they come."""
+    priority_name: Label[Any] = literal_column(
+        f"CASE {table.name}.priority "
+        + " ".join(f"WHEN {rank} THEN '{priority.value}'" for priority, rank in PRIORITY_RANKS.items())
+        + " END"
+    ).label("priority")
+    # Labelled, so that a row's keys are plain str whatever the table's column objects hold.
+    return tuple(priority_name if name == "priority" else table.c[name].label(name) for name in PUBLIC_FIELDS)
+
+
+PUBLIC_COLUMNS = public_columns(tasks)
 
 PRIORITY_SLOTS = len(TaskPriority)
 # Spelt as the search index spells it, so that PostgreSQL matches the two.

@@ -1,10 +1,10 @@
-"""Every task operation; with src.services.task_listing (the list query), the only code that builds task
-queries.
+"""Every operation on live tasks; with src.services.task_listing (the list query), trash_service and
+sync_service, the only code that builds task queries.
 
 Each statement carries the owner's `user_id` in its WHERE clause (or its VALUES, for an insert), so a
-task outside the caller's collection is simply not found. Writes are single statements that return
-the new row (a write that sets tags also replaces the task's tag rows, in one transaction), committed
-before the function returns: a response is only sent for stored data.
+task outside the caller's collection is simply not found. A write is one statement that returns the new
+row, then the task's tag rows when its tags change, then its number in the change feed, in one
+transaction committed before the function returns: a response is only sent for stored data.
 
 Statements are built once, with bound parameters, so the database layer can compile each one once
 (see `src.core.database.Connection`); a request only binds its values.
@@ -20,8 +20,8 @@ from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
-    Delete,
     Insert,
+    Table,
     Update,
     bindparam,
     case,
@@ -54,6 +54,7 @@ from src.models.task import (
 )
 from src.services import idempotency
 from src.services.pagination import ListShape, PagePosition, SortKey, decode_cursor, encode_cursor
+from src.services.sync_service import record_changes
 from src.services.task_listing import (
     NO_FILTERS,
     OWNER_ID,
@@ -84,12 +85,25 @@ class TaskVersionMismatch(PreconditionFailedError):
 _USER_ID = OWNER_ID
 _TASK_ID = bindparam("task_id", type_=tasks.c.id.type)
 _NOW = bindparam("now", type_=tasks.c.updated_at.type)
-_OWNED: ColumnElement[bool] = (tasks.c.user_id == _USER_ID) & (tasks.c.id == _TASK_ID)
 
-_GET = select(*PUBLIC_COLUMNS).where(_OWNED)
-_VERSION_OF = select(tasks.c.version).where(_OWNED)
+
+def owned(table: Table, version_slots: int = 0) -> ColumnElement[bool]:
+    """The task `task_id` of the user `owner_id` in `table` (tasks, or the trash), at one of the If-Match
+    versions when there are slots for them."""
+    condition = (table.c.user_id == _USER_ID) & (table.c.id == _TASK_ID)
+    if not version_slots:
+        return condition
+    return condition & or_(
+        *(table.c.version == bindparam(f"if_match_{slot}", type_=table.c.version.type) for slot in range(version_slots))
+    )
+
+
+_GET = select(*PUBLIC_COLUMNS).where(owned(tasks))
+_VERSION_OF = select(tasks.c.version).where(owned(tasks))
 # In INSERT and UPDATE statements a bound parameter may not share a column's name: hence `new_<column>`.
-_INSERT = insert(tasks).values({column.name: bindparam(f"new_{column.name}", type_=column.type) for column in tasks.c})
+INSERT_TASK = insert(tasks).values(
+    {column.name: bindparam(f"new_{column.name}", type_=column.type) for column in tasks.columns}
+)
 _UNTAG = delete(task_tags).where(task_tags.c.task_id == _TASK_ID, task_tags.c.user_id == _USER_ID)
 _TAG_SUMMARY = (
     select(task_tags.c.tag_key, task_tags.c.tag, func.count().label("tasks"))
@@ -129,7 +143,7 @@ def _stored(fields: dict[str, Any]) -> dict[str, Any]:
     return stored
 
 
-def _version_slots(expected_versions: Versions) -> int:
+def if_match_slots(expected_versions: Versions) -> int:
     """How many `version IN (...)` placeholders a write's If-Match takes (0: no precondition). Lists come in
     a few sizes (1, 2, 4, ... up to what a header's length allows), so a few statements serve every list."""
     if expected_versions is None:
@@ -137,23 +151,15 @@ def _version_slots(expected_versions: Versions) -> int:
     return 1 << max(len(expected_versions) - 1, 0).bit_length()
 
 
-def _precondition(expected_versions: Versions) -> dict[str, int]:
+def precondition(expected_versions: Versions) -> dict[str, int]:
     """The If-Match versions as the statement's parameters: the list padded with its last version to fill
     the slots, or 0, which no task has, when no version can match."""
     if expected_versions is None:
         return {}
     versions = sorted(expected_versions) or [0]
     return {
-        f"if_match_{slot}": versions[min(slot, len(versions) - 1)] for slot in range(_version_slots(expected_versions))
+        f"if_match_{slot}": versions[min(slot, len(versions) - 1)] for slot in range(if_match_slots(expected_versions))
     }
-
-
-def _owned(version_slots: int) -> ColumnElement[bool]:
-    if not version_slots:
-        return _OWNED
-    return _OWNED & or_(
-        *(tasks.c.version == bindparam(f"if_match_{slot}", type_=tasks.c.version.type) for slot in range(version_slots))
-    )
 
 
 @cache
@@ -179,18 +185,13 @@ def _toggle_statement(version_slots: int) -> Update:
 def _changing(values: dict[str, Any], version_slots: int) -> Update:
     return (
         update(tasks)
-        .where(_owned(version_slots))
+        .where(owned(tasks, version_slots))
         .values(**values, updated_at=_NOW, version=tasks.c.version + 1)
         .returning(*PUBLIC_COLUMNS)
     )
 
 
-@cache
-def _delete_statement(version_slots: int) -> Delete:
-    return delete(tasks).where(_owned(version_slots))
-
-
-def _utcnow() -> datetime:
+def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
@@ -211,14 +212,14 @@ async def create_task(
     """Creates the task, or with an idempotency key already used for the same body, replays the first
     answer instead (see services/idempotency.py)."""
     if idempotency_key is None:
-        if data.tags:
-            await connection.begin()  # the task and its tags, or neither
+        await connection.begin()  # the task, its tags and its change, or none of them
         task = await _insert_task(connection=connection, user_id=user_id, data=data)
+        await _record_creation(connection, task)
         await connection.commit()
         return _created(task)
 
     request_fingerprint = idempotency.fingerprint(data)
-    now = _utcnow()
+    now = utcnow()
     await connection.begin()
     await idempotency.claim(connection=connection, user_id=user_id, key=idempotency_key)
     earlier = await idempotency.stored_response(connection=connection, user_id=user_id, key=idempotency_key, now=now)
@@ -234,6 +235,7 @@ async def create_task(
                 now=now,
                 retention=idempotency_retention,
             )
+            await _record_creation(connection, task)
             await connection.commit()
         except IntegrityError:
             # Another request stored this key first (possible where there is no advisory lock).
@@ -250,6 +252,10 @@ async def create_task(
     return CreatedTask(task=idempotency.replay(earlier, request_fingerprint), replayed=True)
 
 
+async def _record_creation(connection: Connection, task: TaskRecord) -> None:
+    await record_changes(connection, task["user_id"], [task["id"]], removed=False, now=task["created_at"])  # type: ignore[arg-type]
+
+
 def _created(task: TaskRecord) -> CreatedTask:
     count_task_operation("create")
     record_event("task created", task_id=str(task["id"]))
@@ -257,7 +263,7 @@ def _created(task: TaskRecord) -> CreatedTask:
 
 
 async def _insert_task(*, connection: Connection, user_id: str, data: TaskCreate) -> TaskRecord:
-    now = _utcnow()
+    now = utcnow()
     task = TaskRecord(
         title=data.title,
         description=data.description,
@@ -273,12 +279,12 @@ async def _insert_task(*, connection: Connection, user_id: str, data: TaskCreate
         tags=data.tags,
     )
     stored = _stored({**task, "priority": data.priority})
-    await connection.execute(_INSERT, {f"new_{column.name}": stored[column.name] for column in tasks.c})
-    await _tag(connection, user_id, task["id"], data.tags)
+    await connection.execute(INSERT_TASK, {f"new_{column.name}": stored[column.name] for column in tasks.c})
+    await tag_task(connection, user_id, task["id"], data.tags)
     return task
 
 
-async def _tag(connection: Connection, user_id: str, task_id: uuid.UUID | str, tags: list[str]) -> None:
+async def tag_task(connection: Connection, user_id: str, task_id: uuid.UUID | str, tags: list[str]) -> None:
     if tags:
         params: dict[str, Any] = {"owner_id": user_id, "task_id": task_id}
         for index, tag in enumerate(tags):
@@ -402,39 +408,19 @@ async def _update(
 ) -> TaskRecord:
     """Writes the given fields (and the completion); new tags replace the old ones in the same transaction."""
     stored = _stored(fields)
-    statement = _update_statement(frozenset(stored), completed, _version_slots(expected_versions))
+    statement = _update_statement(frozenset(stored), completed, if_match_slots(expected_versions))
     values = {f"new_{name}": value for name, value in stored.items()}
-    if "tags" not in fields:
-        return await _apply_update(connection, statement, user_id, task_id, values, expected_versions)
-    await connection.begin()
-    task = await _apply_update(connection, statement, user_id, task_id, values, expected_versions, commit=False)
-    await connection.execute(_UNTAG, {"owner_id": user_id, "task_id": task_id})
-    await _tag(connection, user_id, task_id, fields["tags"])
-    await connection.commit()
-    return task
+    return await _apply_update(connection, statement, user_id, task_id, values, expected_versions, fields.get("tags"))
 
 
 async def toggle_completion(
     *, connection: Connection, user_id: str, task_id: uuid.UUID, expected_versions: Versions = None
 ) -> TaskRecord:
-    statement = _toggle_statement(_version_slots(expected_versions))
+    statement = _toggle_statement(if_match_slots(expected_versions))
     task = await _apply_update(connection, statement, user_id, task_id, {}, expected_versions)
     count_task_operation("toggle")
     record_event("task toggled", task_id=str(task_id), completed=task["completed"])
     return task
-
-
-async def delete_task(
-    *, connection: Connection, user_id: str, task_id: uuid.UUID, expected_versions: Versions = None
-) -> None:
-    params = {"owner_id": user_id, "task_id": task_id, **_precondition(expected_versions)}
-    if await connection.execute(_delete_statement(_version_slots(expected_versions)), params) == 0:
-        unchanged = await _why_unchanged(connection=connection, user_id=user_id, task_id=task_id)
-        await connection.rollback()
-        raise unchanged
-    await connection.commit()
-    count_task_operation("delete")
-    record_event("task deleted", task_id=str(task_id))
 
 
 async def _apply_update(
@@ -444,22 +430,27 @@ async def _apply_update(
     task_id: uuid.UUID,
     values: dict[str, Any],
     expected_versions: Versions,
-    *,
-    commit: bool = True,
+    new_tags: list[str] | None = None,
 ) -> TaskRecord:
-    """One UPDATE ... RETURNING: the owner check, the version precondition and the write are atomic."""
-    params = {**values, "owner_id": user_id, "task_id": task_id, "now": _utcnow(), **_precondition(expected_versions)}
+    """One UPDATE ... RETURNING (the owner check, the version precondition and the write are atomic), the
+    task's new tags if any, and its change, in one transaction."""
+    now = utcnow()
+    params = {**values, "owner_id": user_id, "task_id": task_id, "now": now, **precondition(expected_versions)}
+    await connection.begin()
     rows = await connection.fetch(statement, params)
     if not rows:
-        unchanged = await _why_unchanged(connection=connection, user_id=user_id, task_id=task_id)
+        unchanged = await why_unchanged(connection=connection, user_id=user_id, task_id=task_id)
         await connection.rollback()
         raise unchanged
-    if commit:
-        await connection.commit()
+    if new_tags is not None:
+        await connection.execute(_UNTAG, {"owner_id": user_id, "task_id": task_id})
+        await tag_task(connection, user_id, task_id, new_tags)
+    await record_changes(connection, user_id, [task_id], removed=False, now=now)
+    await connection.commit()
     return cast(TaskRecord, rows[0])
 
 
-async def _why_unchanged(*, connection: Connection, user_id: str, task_id: uuid.UUID) -> Exception:
+async def why_unchanged(*, connection: Connection, user_id: str, task_id: uuid.UUID) -> Exception:
     """After a conditional write matched no row: the task is gone (404) or at another version (412)."""
     exists = await connection.fetch(_VERSION_OF, {"owner_id": user_id, "task_id": task_id})
     return TaskNotFound() if not exists else TaskVersionMismatch()

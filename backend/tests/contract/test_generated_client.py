@@ -62,7 +62,10 @@ def test_operations_are_named_after_their_operation_ids(generated: Generated) ->
         "toggle_task",
         "delete_task",
         "list_tags",
+        "clear_completed",
     }
+    assert operations("trash") == {"list_trash", "restore_task", "purge_task", "empty_trash"}
+    assert operations("sync") == {"list_changes"}
     assert operations("health") == {"check_liveness", "check_readiness"}
 
 

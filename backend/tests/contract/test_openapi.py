@@ -28,6 +28,11 @@ TASK_OPERATIONS = [
     ("/api/v1/users/{user_id}/tasks/{task_id}", "patch", "200"),
     ("/api/v1/users/{user_id}/tasks/{task_id}/complete", "patch", "200"),
     ("/api/v1/users/{user_id}/tasks/{task_id}", "delete", "204"),
+    ("/api/v1/users/{user_id}/tasks/clear-completed", "post", "200"),
+    ("/api/v1/users/{user_id}/trash", "get", "200"),
+    ("/api/v1/users/{user_id}/trash/{task_id}/restore", "post", "200"),
+    ("/api/v1/users/{user_id}/trash/{task_id}", "delete", "204"),
+    ("/api/v1/users/{user_id}/trash", "delete", "200"),
 ]
 
 
@@ -41,7 +46,8 @@ def test_task_operations_declare_success_errors_and_security(
     assert operation["security"] == [{"HTTPBearer": []}]
     assert success in operation["responses"]
     expected_errors = {"401", "403", "413", "422", "500", "503"} | ({"404"} if "{task_id}" in path else set())
-    if method in {"post", "put"} or (method == "patch" and not path.endswith("/complete")):
+    bodiless = path.endswith(("/complete", "/clear-completed", "/restore"))
+    if method in {"post", "put", "patch"} and not bodiless:
         expected_errors.add("415")
     assert expected_errors <= set(operation["responses"])
     for status in expected_errors:

@@ -114,11 +114,12 @@ def test_the_task_routes_are_the_apps_first_routes(client: TestClient) -> None:
     """Matched once and before the docs routes (src/main.py): the app takes them through FastAPI's `routes`
     argument, which a FastAPI upgrade could drop or reorder."""
     app: Any = client.app
-    first = app.routes[:7]
+    first = app.routes[:8]
 
     assert all(isinstance(route, GuardedRoute) and not route.public for route in first)
     assert {route.path for route in first} == {
         "/api/v1/users/{user_id}/tasks",
         "/api/v1/users/{user_id}/tasks/{task_id}",
         "/api/v1/users/{user_id}/tasks/{task_id}/complete",
+        "/api/v1/users/{user_id}/tasks/clear-completed",
     }

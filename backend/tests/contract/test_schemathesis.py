@@ -10,7 +10,8 @@ number of examples per operation so CI stays fast and a failure replays. A failu
 service or in its OpenAPI document. What the checks are told, and why it narrows nothing:
 - 412 is a success-path answer: a well-formed If-Match naming another version, like the 404 for an
   unknown id that schemathesis already accepts;
-- `GET .../tasks` answers 422 to any cursor the service did not sign, and no generator can forge one;
+- the task list and the trash answer 422 to any cursor the service did not sign, and the change feed to
+  any `since` token it did not; no generator can forge one;
 - a client sends a new Idempotency-Key for each new task (the same key with another body is a 422 by
   design), so a drawn key is made unique to its body.
 
@@ -47,7 +48,12 @@ OWNER = "alice"
 PEER = "bob"
 # schemathesis' defaults plus 412.
 ACCEPTED_STATUSES = ["2xx", "3xx", "401", "403", "404", "409", "412", "429", "5xx"]
-LIST_TASKS = "GET /api/v1/users/{user_id}/tasks"
+# Operations with a parameter only the service can make (a signed cursor or sync token).
+SIGNED_PARAMETERS = [
+    "GET /api/v1/users/{user_id}/tasks",
+    "GET /api/v1/users/{user_id}/trash",
+    "GET /api/v1/users/{user_id}/changes",
+]
 IDEMPOTENCY_KEY = "Idempotency-Key"
 _WELL_FORMED_KEY = re.compile(r"[!-~]{1,255}")
 _KEY_SUFFIX_LENGTH = 17
@@ -102,9 +108,10 @@ def fuzz_schema(
             "checks": {"enabled": True, "positive_data_acceptance": {"expected-statuses": ACCEPTED_STATUSES}},
             "operations": [
                 {
-                    "include-name": LIST_TASKS,
+                    "include-name": name,
                     "checks": {"positive_data_acceptance": {"expected-statuses": [*ACCEPTED_STATUSES, "422"]}},
                 }
+                for name in SIGNED_PARAMETERS
             ],
             "auth": {"wfc": {"path": str(auth_document), "user": OWNER, "peers": [OWNER, PEER]}},
             "parameters": {"path.user_id": users[OWNER].id},

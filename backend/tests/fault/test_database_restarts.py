@@ -15,6 +15,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 import pytest
@@ -49,6 +50,7 @@ class Ledger:
     acknowledged_creates: dict[str, str] = field(default_factory=dict)  # title -> task id
     attempted_titles: set[str] = field(default_factory=set)
     acknowledged_updates: dict[str, int] = field(default_factory=dict)  # task id -> last acked edit number
+    sync_tokens: dict[str, str] = field(default_factory=dict)  # user id -> the change feed's token before any write
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def record(self, kind: str, sent: float, response: httpx.Response | None) -> None:
@@ -81,6 +83,8 @@ def _client_load(base_url: str, worker: int, ledger: Ledger, stop: threading.Eve
     own: list[str] = []
     edits: dict[str, int] = {}
     with httpx.Client(timeout=10, headers=headers) as client:
+        with ledger.lock:
+            ledger.sync_tokens[user_id] = _changes(client, base_url, user_id, None)["next_token"]
         for operation in range(MAX_OPERATIONS_PER_WORKER):
             if stop.is_set():
                 return
@@ -118,6 +122,34 @@ def _client_load(base_url: str, worker: int, ledger: Ledger, stop: threading.Eve
                     with ledger.lock:
                         ledger.acknowledged_updates[task_id] = number
             time.sleep(0.005)
+
+
+def _changes(client: httpx.Client, base_url: str, user_id: str, since: str | None) -> dict[str, Any]:
+    """One answer of the change feed, asked again while the service answers 503."""
+    for _attempt in range(MAX_CREATE_ATTEMPTS):
+        response = client.get(f"{base_url}/api/v1/users/{user_id}/changes", params={"since": since} if since else {})
+        if response.status_code != 503:
+            assert response.status_code == 200, response.text
+            page: dict[str, Any] = response.json()
+            return page
+        time.sleep(0.05)
+    raise AssertionError("the change feed stayed unavailable")
+
+
+def _synced_titles(base_url: str, user_id: str, since: str) -> dict[str, str]:
+    """The user's tasks (id -> title) as a client that synced before the first write holds them now."""
+    replica: dict[str, str] = {}
+    with httpx.Client(timeout=10, headers={"Authorization": f"Bearer {make_token(user_id)}"}) as client:
+        while True:
+            page = _changes(client, base_url, user_id, since)
+            for change in page["changes"]:
+                if change["deleted"]:
+                    replica.pop(change["id"], None)
+                else:
+                    replica[change["id"]] = change["task"]["title"]
+            since = page["next_token"]
+            if not page["has_more"]:
+                return replica
 
 
 def _poll_readiness(base_url: str, samples: list[tuple[float, int | None]], stop: threading.Event) -> None:
@@ -165,12 +197,17 @@ def test_acknowledged_writes_survive_database_restarts(private_cluster: PrivateC
             stop.set()
             for thread in threads:
                 thread.join(timeout=30)
+        synced = {user: _synced_titles(service.base_url, user, token) for user, token in ledger.sync_tokens.items()}
     service_log = service.log()
 
     engine = create_engine(private_cluster.url)
     with engine.connect() as connection:
         rows = connection.execute(text("SELECT id::text, title FROM tasks")).all()
+        owned = connection.execute(text("SELECT user_id, id::text, title FROM tasks")).all()
     engine.dispose()
+    stored_by_user: dict[str, dict[str, str]] = {user: {} for user in ledger.sync_tokens}
+    for user_id, task_id, title in owned:
+        stored_by_user.setdefault(user_id, {})[task_id] = title
     stored_ids = {row[0] for row in rows}
     stored_titles = [row[1] for row in rows]
 
@@ -213,6 +250,8 @@ def test_acknowledged_writes_survive_database_restarts(private_cluster: PrivateC
     assert len(ledger.acknowledged_creates) > 50, "the load did too little to prove anything"
     assert lost == []
     assert duplicated == set()
+    assert len(synced) == WORKERS
+    assert synced == stored_by_user  # every acknowledged write reached the change feed, in its latest state
     assert regressed == []
     assert all(entry.content_type == "application/problem+json" for entry in server_errors), service_log[-3000:]
     assert all(entry.retry_after for entry in unavailable)

@@ -37,9 +37,23 @@ GUARDS = [
     Guard(
         "owner scoping: every task statement is confined to the caller's rows",
         "src/services/task_service.py",
-        "_OWNED: ColumnElement[bool] = (tasks.c.user_id == _USER_ID) & (tasks.c.id == _TASK_ID)",
-        "_OWNED: ColumnElement[bool] = tasks.c.id == _TASK_ID",
+        "condition = (table.c.user_id == _USER_ID) & (table.c.id == _TASK_ID)",
+        "condition = table.c.id == _TASK_ID",
         ("tests/integration/test_owner_scoping.py",),
+    ),
+    Guard(
+        "owner scoping: a page of the trash holds the caller's deleted tasks only",
+        "src/services/trash_service.py",
+        "conditions = [trashed_tasks.c.user_id == OWNER_ID, _KEPT]",
+        "conditions = [_KEPT]",
+        ("tests/integration/test_owner_scoping.py",),
+    ),
+    Guard(
+        "trash retention: a task deleted longer ago than the retention is no longer shown",
+        "src/services/trash_service.py",
+        "conditions = [trashed_tasks.c.user_id == OWNER_ID, _KEPT]",
+        "conditions = [trashed_tasks.c.user_id == OWNER_ID]",
+        ("tests/integration/test_trash.py::test_a_trashed_task_past_the_retention_is_gone_before_the_purge_runs",),
     ),
     Guard(
         "query plans: a page is read in index order, the id breaking ties in the sort's direction",
@@ -72,8 +86,8 @@ GUARDS = [
     Guard(
         "public fields: a task read returns TaskPublic's fields only",
         "src/services/task_service.py",
-        "_GET = select(*PUBLIC_COLUMNS).where(_OWNED)",
-        '_GET = select(*PUBLIC_COLUMNS, tasks.c.version.label("internal_revision")).where(_OWNED)',
+        "_GET = select(*PUBLIC_COLUMNS).where(owned(tasks))",
+        '_GET = select(*PUBLIC_COLUMNS, tasks.c.version.label("internal_revision")).where(owned(tasks))',
         ("tests/contract/test_public_fields.py",),
     ),
     Guard(

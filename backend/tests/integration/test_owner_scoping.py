@@ -1,5 +1,6 @@
-"""Every SQL statement the service sends about tasks or their tags is keyed by the owner's user_id: a
-SELECT, UPDATE or DELETE has `tasks.user_id = <the caller>` (`task_tags.user_id`, on the tags table) as
+"""Every SQL statement the service sends about tasks, their tags or the trash is keyed by the owner's
+user_id: a SELECT, UPDATE or DELETE has `tasks.user_id = <the caller>` (`task_tags.user_id`,
+`trashed_tasks.user_id` on the tags and trash tables) as
 one of the conditions its WHERE clause ANDs together, and an INSERT stores the caller as the owner.
 (Naming user_id in a column list proves nothing: every SELECT and RETURNING list names it.)"""
 
@@ -18,6 +19,7 @@ from tests.conftest import User, make_token, settings_for
 
 TOUCHES_TASKS = re.compile(r"\b(?:FROM|UPDATE|INTO)\s+tasks\b", re.IGNORECASE)
 TOUCHES_TAGS = re.compile(r"\b(?:FROM|UPDATE|INTO)\s+task_tags\b", re.IGNORECASE)
+TOUCHES_TRASH = re.compile(r"\b(?:FROM|UPDATE|INTO)\s+trashed_tasks\b", re.IGNORECASE)
 _CLAUSE_END = re.compile(r"\s(?:ORDER BY|RETURNING|LIMIT|GROUP BY)\s", re.IGNORECASE)
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s|\?")
 Statement = tuple[str, Any]
@@ -28,7 +30,13 @@ def captured(database_url: str) -> Iterator[tuple[TestClient, list[Statement]]]:
     statements: list[Statement] = []
     with TestClient(create_app(settings_for(database_url))) as client:
         database: Database = client.app.state.database  # type: ignore[attr-defined]
-        with database.statements_observed(lambda sql, parameters: statements.append((sql, parameters))):
+
+        def observe(sql: str, parameters: Any) -> None:
+            # A statement run for many rows (SQLite reports them together) counts once per row.
+            many = isinstance(parameters, list) and parameters and isinstance(parameters[0], tuple | dict)
+            statements.extend((sql, row) for row in parameters) if many else statements.append((sql, parameters))
+
+        with database.statements_observed(observe):
             yield client, statements
 
 
@@ -105,6 +113,16 @@ def test_every_statement_on_tasks_is_confined_to_the_callers_tasks(
     for sort in ["due_at", "-priority"]:
         client.get(user.tasks_url, params={"sort": sort, **filters}, headers=user.headers)
     client.get(f"/api/v1/users/{user.id}/tags", headers=user.headers)
+    trash = f"/api/v1/users/{user.id}/trash"
+    client.post(f"{trash}/{task['id']}/restore", headers={**user.headers, "If-Match": '"9"'})
+    client.post(f"{trash}/{task['id']}/restore", headers=user.headers)
+    client.patch(url + "/complete", headers=user.headers)
+    client.patch(user.task_url(tagged["id"]), json={"completed": True}, headers=user.headers)
+    client.post(f"{user.tasks_url}/clear-completed", headers=user.headers)
+    page = client.get(trash, params={"limit": 1}, headers=user.headers).json()
+    client.get(trash, params={"limit": 1, "cursor": page["next_cursor"]}, headers=user.headers)
+    client.delete(f"{trash}/{task['id']}", headers=user.headers)
+    client.delete(trash, headers=user.headers)
 
     on_tasks = [(sql, parameters) for sql, parameters in statements if TOUCHES_TASKS.search(sql)]
     kinds = {sql.split(None, 1)[0].upper() for sql, _ in on_tasks}
@@ -119,6 +137,14 @@ def test_every_statement_on_tasks_is_confined_to_the_callers_tasks(
     ]
     assert {sql.split(None, 1)[0].upper() for sql, _ in on_tags} == {"SELECT", "INSERT", "DELETE"}
     assert [sql for sql, parameters in on_tags if owners_bound(sql, parameters, "task_tags") != [user.id]] == []
+    on_trash = [
+        (sql, parameters)
+        for sql, parameters in statements
+        if TOUCHES_TRASH.search(sql) and (sql, parameters) not in on_tasks
+    ]
+    assert {sql.split(None, 1)[0].upper() for sql, _ in on_trash} == {"SELECT", "INSERT", "DELETE"}
+    assert len(on_trash) >= 9
+    assert [sql for sql, parameters in on_trash if owners_bound(sql, parameters, "trashed_tasks") != [user.id]] == []
 
 
 def test_the_check_reads_the_where_clause_not_the_column_lists() -> None:

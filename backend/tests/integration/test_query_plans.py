@@ -16,7 +16,7 @@ from sqlalchemy import Engine, insert, text
 
 from src.core.database import Database
 from src.main import create_app
-from src.models import Task, TaskTag
+from src.models import Task, TaskTag, trashed_tasks
 from tests.conftest import User, make_token, settings_for
 
 SORTS = [
@@ -113,6 +113,19 @@ def _plan_nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
         yield from _plan_nodes(child)
 
 
+def _plans(database_url: str, queries: list[tuple[str, Any]]) -> Iterator[tuple[Any, list[dict[str, Any]]]]:
+    """For each query the service sent: what to show when a check fails, and the nodes of its plan."""
+    conninfo = database_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(conninfo) as connection:
+        for sql, params in queries:
+            plan = connection.execute("EXPLAIN (FORMAT JSON) " + sql, params).fetchone()[0][0]["Plan"]  # type: ignore[index]
+            yield (sql, params, plan), list(_plan_nodes(plan))
+
+
+def _index_scans(nodes: list[dict[str, Any]]) -> list[str]:
+    return [node["Index Name"] for node in nodes if node["Node Type"] in {"Index Scan", "Index Only Scan"}]
+
+
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_every_list_query_is_an_ordered_index_range_scan(
     database_url: str, planned: tuple[TestClient, User, list[tuple[str, Any]]]
@@ -131,17 +144,13 @@ def test_every_list_query_is_an_ordered_index_range_scan(
     list_queries = [(sql, params) for sql, params in statements if "FROM tasks" in sql and "LIMIT" in sql]
     assert len(list_queries) == len(SORTS) * len(STATUSES) * 2
     assert not [sql for sql, _ in statements if "count(" in sql.lower()]
-    conninfo = database_url.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(conninfo) as connection:
-        for sql, params in list_queries:
-            plan = connection.execute("EXPLAIN (FORMAT JSON) " + sql, params).fetchone()[0][0]["Plan"]  # type: ignore[index]
-            nodes = list(_plan_nodes(plan))
-            kinds = {node["Node Type"] for node in nodes}
-            assert not [kind for kind in kinds if "Sort" in kind], (sql, params, plan)  # Sort, Incremental Sort
-            assert "Seq Scan" not in kinds, (sql, params, plan)
-            scans = [node for node in nodes if node["Node Type"] in {"Index Scan", "Index Only Scan"}]
-            assert scans, (sql, plan)
-            assert all(node["Index Name"].startswith("ix_tasks_user_id_") for node in scans), plan
+    for shown, nodes in _plans(database_url, list_queries):
+        kinds = {node["Node Type"] for node in nodes}
+        assert not [kind for kind in kinds if "Sort" in kind], shown  # Sort, Incremental Sort
+        assert "Seq Scan" not in kinds, shown
+        scans = _index_scans(nodes)
+        assert scans, shown
+        assert all(name.startswith("ix_tasks_user_id_") for name in scans), shown
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
@@ -162,15 +171,11 @@ def test_a_filtered_list_sorts_at_most_the_filters_matches(
 
     list_queries = [(sql, params) for sql, params in statements if "FROM tasks" in sql and "LIMIT" in sql]
     assert len(list_queries) >= len(FILTERS) * 4
-    conninfo = database_url.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(conninfo) as connection:
-        for sql, params in list_queries:
-            plan = connection.execute("EXPLAIN (FORMAT JSON) " + sql, params).fetchone()[0][0]["Plan"]  # type: ignore[index]
-            nodes = list(_plan_nodes(plan))
-            assert "Seq Scan" not in {node["Node Type"] for node in nodes}, (sql, params, plan)
-            for sort_node in (node for node in nodes if "Sort" in node["Node Type"]):
-                read_through = {node.get("Index Name") for node in _plan_nodes(sort_node)}
-                assert read_through & FILTER_INDEXES, (sql, params, plan)
+    for shown, nodes in _plans(database_url, list_queries):
+        assert "Seq Scan" not in {node["Node Type"] for node in nodes}, shown
+        for sort_node in (node for node in nodes if "Sort" in node["Node Type"]):
+            read_through = {node.get("Index Name") for node in _plan_nodes(sort_node)}
+            assert read_through & FILTER_INDEXES, shown
 
 
 def _on_a_service_connection(client: TestClient, sql: str) -> list[tuple[Any, ...]]:
@@ -209,3 +214,61 @@ def test_the_service_prices_random_reads_as_a_cached_database(database_url: str)
     whole GIN posting list for a common word or tag in a short list (40 ms instead of 0.4 ms)."""
     with TestClient(create_app(settings_for(database_url, db_pool_size=1, db_max_overflow=0))) as client:
         assert _on_a_service_connection(client, "SHOW random_page_cost") == [("1.1",)]
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_page_of_the_trash_is_an_ordered_index_range_scan(
+    database_url: str, db: Engine, planned: tuple[TestClient, User, list[tuple[str, Any]]]
+) -> None:
+    client, user, statements = planned
+    neighbour = f"neighbour-{uuid.uuid4().hex[:8]}"
+    deleted = datetime.now(UTC) - timedelta(days=1)
+    with db.begin() as connection:  # the seeded tasks, in the trash of the user and of a neighbour
+        trashed = connection.execute(
+            text("SELECT * FROM tasks WHERE user_id = :user_id"), {"user_id": user.id}
+        ).mappings()
+        rows = [
+            {**row, "id": uuid.uuid4(), "user_id": owner, "deleted_at": deleted + timedelta(seconds=index)}
+            for index, row in enumerate(trashed)
+            for owner in (user.id, neighbour)
+        ]
+        connection.execute(insert(trashed_tasks), rows)
+        connection.execute(text("ANALYZE trashed_tasks"))
+    first = client.get(f"/api/v1/users/{user.id}/trash", headers=user.headers)
+    assert first.status_code == 200
+    deep = client.get(
+        f"/api/v1/users/{user.id}/trash", params={"cursor": first.json()["next_cursor"]}, headers=user.headers
+    )
+    assert deep.status_code == 200
+
+    pages = [(sql, params) for sql, params in statements if "FROM trashed_tasks" in sql and "LIMIT" in sql]
+    assert len(pages) == 2
+    for shown, nodes in _plans(database_url, pages):
+        assert not [node for node in nodes if "Sort" in node["Node Type"] or node["Node Type"] == "Seq Scan"], shown
+        assert _index_scans(nodes) == ["ix_trashed_tasks_user_id_deleted_at_id"], shown
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_sync_is_one_range_of_the_users_changes(
+    database_url: str, db: Engine, planned: tuple[TestClient, User, list[tuple[str, Any]]]
+) -> None:
+    client, user, statements = planned
+    with db.begin() as connection:  # a change for each seeded task, as migration 0005 numbers them
+        connection.execute(
+            text(
+                "INSERT INTO task_changes (user_id, task_id, seq, deleted, changed_at) SELECT user_id, id, "
+                "row_number() OVER (PARTITION BY user_id ORDER BY id), false, now() FROM tasks"
+            )
+        )
+        connection.execute(text("ANALYZE task_changes"))
+    url = f"/api/v1/users/{user.id}/changes"
+    first = client.get(url, headers=user.headers)
+    assert first.status_code == 200
+    assert len(first.json()["changes"]) == 100
+    assert client.get(url, params={"since": first.json()["next_token"]}, headers=user.headers).status_code == 200
+
+    syncs = [(sql, params) for sql, params in statements if "FROM task_changes" in sql and "LIMIT" in sql]
+    assert len(syncs) == 2
+    for shown, nodes in _plans(database_url, syncs):
+        assert not [node for node in nodes if "Sort" in node["Node Type"] or node["Node Type"] == "Seq Scan"], shown
+        assert _index_scans(nodes) == ["ix_task_changes_user_id_seq", "pk_tasks"], shown

@@ -92,3 +92,9 @@ def test_the_example_env_file_loads() -> None:
 
     assert settings.log_format is None
     assert settings.cors_origins == []
+
+
+def test_sync_tokens_outlive_the_trash() -> None:
+    assert _settings(trash_retention_days=30, sync_retention_days=30).sync_retention.days == 30
+    with pytest.raises(ValidationError, match="SYNC_RETENTION_DAYS must be at least TRASH_RETENTION_DAYS"):
+        _settings(trash_retention_days=30, sync_retention_days=29)

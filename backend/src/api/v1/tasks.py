@@ -9,6 +9,8 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from pydantic import Field, StringConstraints
+from starlette.routing import Match
+from starlette.types import Scope
 
 from src.api.access import GuardedRoute
 from src.api.conditional import IF_MATCH, IF_NONE_MATCH, etag_of, expected_versions, none_match
@@ -34,14 +36,29 @@ from src.models.task import (
     TaskSort,
     TaskStatusFilter,
 )
-from src.services import task_service
+from src.models.trash import CompletedCleared
+from src.services import task_service, trash_service
 from src.services.task_listing import NO_FILTERS, TaskFilters
+
+CLEAR_COMPLETED = "clear-completed"
+
+
+class TaskRoute(GuardedRoute):
+    """A task route: `{task_id}` never stands for a segment that names a route of its own, so that
+    `PUT .../tasks/clear-completed` is a 405 of that route, not a write to a task of that id."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child_scope = super().matches(scope)
+        if match is not Match.NONE and child_scope.get("path_params", {}).get("task_id") == CLEAR_COMPLETED:
+            return Match.NONE, {}
+        return match, child_scope
+
 
 router = APIRouter(
     prefix=f"{PREFIX}/users/{{user_id}}/tasks",
     tags=["tasks"],
     responses=problem_responses(401, 403, 413, 422, 500, 503),
-    route_class=GuardedRoute,
+    route_class=TaskRoute,
 )
 
 USER_ID = PathParameter(
@@ -111,7 +128,7 @@ def checked_idempotency_key(key: str | None) -> str | None:
     return key
 
 
-def _task_response(task: TaskRecord, status_code: int = status.HTTP_200_OK, **headers: str) -> Response:
+def task_response(task: TaskRecord, status_code: int = status.HTTP_200_OK, **headers: str) -> Response:
     return json_response(task, status_code=status_code, headers={"ETag": etag_of(task["version"]), **headers})
 
 
@@ -147,7 +164,7 @@ async def create_task(request: Request, data: TaskCreate) -> Response:
             idempotency_retention=timedelta(seconds=settings_of(request).idempotency_retention_seconds),
         )
     location = _task_location(request, user_id, created.task["id"])
-    return _task_response(created.task, status.HTTP_201_CREATED, Location=location)
+    return task_response(created.task, status.HTTP_201_CREATED, Location=location)
 
 
 def _task_location(request: Request, user_id: str, task_id: uuid.UUID | str) -> str:
@@ -233,7 +250,7 @@ async def get_task(request: Request) -> Response:
         task = await task_service.get_task(connection=connection, user_id=user_id, task_id=task_id)
     if none_match(IF_NONE_MATCH.value(request), task["version"]):
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag_of(task["version"])})
-    return _task_response(task)
+    return task_response(task)
 
 
 @router.put(
@@ -255,7 +272,7 @@ async def replace_task(request: Request, data: TaskReplace) -> Response:
             data=data,
             expected_versions=expected_versions(request),
         )
-    return _task_response(task)
+    return task_response(task)
 
 
 @router.patch(
@@ -277,7 +294,7 @@ async def patch_task(request: Request, data: TaskPatch) -> Response:
             data=data,
             expected_versions=expected_versions(request),
         )
-    return _task_response(task)
+    return task_response(task)
 
 
 @router.patch(
@@ -298,7 +315,20 @@ async def toggle_completion(request: Request) -> Response:
             task_id=task_id,
             expected_versions=expected_versions(request),
         )
-    return _task_response(task)
+    return task_response(task)
+
+
+@router.post(
+    f"/{CLEAR_COMPLETED}",
+    operation_id="clearCompleted",
+    response_model=CompletedCleared,
+    openapi_extra=documented(USER_ID),
+)
+async def clear_completed(request: Request) -> Response:
+    """Move every completed task of the user to the trash, in one step."""
+    async with database_of(request).connect() as connection:
+        deleted = await trash_service.clear_completed(connection=connection, user_id=USER_ID.value(request))
+    return json_response({"deleted": deleted})
 
 
 @router.delete(
@@ -309,11 +339,11 @@ async def toggle_completion(request: Request) -> Response:
     responses=problem_responses(400, 404, 412),
 )
 async def delete_task(request: Request) -> Response:
-    """Delete a task."""
+    """Delete a task; it waits in the trash, from which it can be restored."""
     user_id: str = USER_ID.value(request)
     task_id: uuid.UUID = TASK_ID.value(request)
     async with database_of(request).connect() as connection:
-        await task_service.delete_task(
+        await trash_service.trash_task(
             connection=connection,
             user_id=user_id,
             task_id=task_id,
