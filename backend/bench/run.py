@@ -309,9 +309,12 @@ def deep_cursor(
 
 def sync_token(connection: psycopg.Connection[Any], user_id: str, behind: int) -> str:
     """A change-feed token `behind` changes before the user's last."""
-    row = connection.execute("SELECT seq FROM sync_counters WHERE user_id = %s", [user_id]).fetchone()
-    assert row is not None, f"{user_id} has no changes: seed again"
-    token = SyncToken(seq=row[0] - behind, issued_at=datetime.now(UTC))
+    row = connection.execute(
+        "SELECT seq, task_id FROM task_changes WHERE user_id = %s ORDER BY seq DESC, task_id DESC OFFSET %s LIMIT 1",
+        [user_id, behind],
+    ).fetchone()
+    assert row is not None, f"{user_id} has too few changes: seed again"
+    token = SyncToken(seq=row[0], task_id=row[1], issued_at=datetime.now(UTC))
     return encode_token(token, key=CURSOR_SECRET.encode(), user_id=user_id)
 
 

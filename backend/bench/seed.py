@@ -112,25 +112,18 @@ def seed(conninfo: str, wanted: dict[str, int]) -> None:
                     with connection.cursor().copy("COPY task_tags (task_id, user_id, tag_key, tag) FROM STDIN") as copy:
                         for tag_row in tagged:
                             copy.write_row(tag_row)
-                    _number_changes(connection, user, task_ids)
+                    _record_changes(connection, user, task_ids)
                     progress.update(count % 10_000)
         for table in ("tasks", "task_tags", "task_changes"):
             connection.execute(f"ANALYZE {table}")
 
 
-def _number_changes(connection: psycopg.Connection[tuple[object, ...]], user: str, task_ids: list[object]) -> None:
-    """A change for each new task, after the user's last, as the service numbers them (for the sync run)."""
-    last = connection.execute("SELECT seq FROM sync_counters WHERE user_id = %s", [user]).fetchone()
-    first = (int(last[0]) if last else 0) + 1  # type: ignore[call-overload]
+def _record_changes(connection: psycopg.Connection[tuple[object, ...]], user: str, task_ids: list[object]) -> None:
+    """A change for each new task, at position 0 as migration 0005 records existing tasks (for the sync run)."""
     now = datetime.now(UTC)
     with connection.cursor().copy("COPY task_changes (user_id, task_id, seq, deleted, changed_at) FROM STDIN") as copy:
-        for offset, task_id in enumerate(task_ids):
-            copy.write_row((user, task_id, first + offset, False, now))
-    connection.execute(
-        "INSERT INTO sync_counters (user_id, seq) VALUES (%s, %s) "
-        "ON CONFLICT (user_id) DO UPDATE SET seq = excluded.seq",
-        [user, first + len(task_ids) - 1],
-    )
+        for task_id in task_ids:
+            copy.write_row((user, task_id, 0, False, now))
 
 
 def wanted_tasks(users: int, tasks_per_user: int, heavy: list[int]) -> dict[str, int]:

@@ -1,8 +1,9 @@
-"""The change feed: each user's change counter, and each task's latest change.
+"""The change feed: each task's latest change.
 
-New tables, then a change numbered for every existing task (in short batches, each its own transaction on
-PostgreSQL), so that a first sync finds every task; nothing on the tasks table changes. A task the
-previous version writes while this runs, after its batch, reaches the feed when it is next changed.
+A new table, then a change for every existing task (in short batches, each its own transaction on
+PostgreSQL) at position 0, before any change to come, so that a first sync finds every task; nothing on
+the tasks table changes. A task the previous version writes while this runs, after its batch, reaches
+the feed when it is next changed.
 
 Revision ID: 0005
 Revises: 0004
@@ -25,12 +26,6 @@ BACKFILL_BATCH = 5000
 
 def upgrade() -> None:
     op.create_table(
-        "sync_counters",
-        sa.Column("user_id", sa.String(length=128), nullable=False),
-        sa.Column("seq", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint("user_id", name=op.f("pk_sync_counters")),
-    )
-    op.create_table(
         "task_changes",
         sa.Column("user_id", sa.String(length=128), nullable=False),
         sa.Column("task_id", sa.Uuid(), nullable=False),
@@ -39,7 +34,7 @@ def upgrade() -> None:
         sa.Column("changed_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("user_id", "task_id", name=op.f("pk_task_changes")),
     )
-    op.create_index("ix_task_changes_user_id_seq", "task_changes", ["user_id", "seq"], unique=True)
+    op.create_index("ix_task_changes_user_id_seq_task_id", "task_changes", ["user_id", "seq", "task_id"])
     op.create_index(
         "ix_task_changes_removed_changed_at",
         "task_changes",
@@ -49,14 +44,12 @@ def upgrade() -> None:
     )
     if op.get_bind().dialect.name == "postgresql":
         with op.get_context().autocommit_block():
-            _number_existing_tasks()
+            _record_existing_tasks()
     else:
-        _number_existing_tasks()
+        _record_existing_tasks()
 
 
-def _number_existing_tasks() -> None:
-    """One change for each task, numbered in id order (numbers need only be unique and increasing for
-    each user), then each user's counter at the user's last number."""
+def _record_existing_tasks() -> None:
     connection = op.get_bind()
     tasks = sa.table("tasks", sa.column("id", sa.Uuid()), sa.column("user_id", sa.String()))
     changes = sa.table(
@@ -68,7 +61,6 @@ def _number_existing_tasks() -> None:
         sa.column("changed_at", sa.DateTime(timezone=True)),
     )
     now = datetime.now(UTC)
-    numbered = 0
     last_id = None
     while True:
         batch = sa.select(tasks.c.id, tasks.c.user_id).order_by(tasks.c.id).limit(BACKFILL_BATCH)
@@ -80,25 +72,14 @@ def _number_existing_tasks() -> None:
         connection.execute(
             sa.insert(changes),
             [
-                {
-                    "user_id": row.user_id,
-                    "task_id": row.id,
-                    "seq": numbered + index + 1,
-                    "deleted": False,
-                    "changed_at": now,
-                }
-                for index, row in enumerate(rows)
+                {"user_id": row.user_id, "task_id": row.id, "seq": 0, "deleted": False, "changed_at": now}
+                for row in rows
             ],
         )
-        numbered += len(rows)
         last_id = rows[-1].id
-    connection.execute(
-        sa.text("INSERT INTO sync_counters (user_id, seq) SELECT user_id, max(seq) FROM task_changes GROUP BY user_id")
-    )
 
 
 def downgrade() -> None:
     op.drop_index("ix_task_changes_removed_changed_at", table_name="task_changes")
-    op.drop_index("ix_task_changes_user_id_seq", table_name="task_changes")
+    op.drop_index("ix_task_changes_user_id_seq_task_id", table_name="task_changes")
     op.drop_table("task_changes")
-    op.drop_table("sync_counters")

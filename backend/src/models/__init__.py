@@ -12,14 +12,13 @@ SQLModel.metadata.naming_convention = {
 }
 
 from src.models.idempotency import IdempotencyRecord  # noqa: E402 - after the naming convention
-from src.models.sync import SyncCounter, TaskChange  # noqa: E402
+from src.models.sync import TaskChange  # noqa: E402
 from src.models.task import Task, TaskTag  # noqa: E402
 from src.models.trash import trashed_tasks  # noqa: E402
 
 __all__ = [
     "IdempotencyRecord",
     "SQLModel",
-    "SyncCounter",
     "Task",
     "TaskChange",
     "TaskTag",

@@ -1,9 +1,9 @@
-"""The change feed's tables and the schemas of `GET /users/{user_id}/changes`.
+"""The change feed's table and the schemas of `GET /users/{user_id}/changes`.
 
-`task_changes` holds one row per task a user has or had: the number of its latest change in the user's
-sequence, and whether that change removed it (trashed it; a purge changes nothing more). `sync_counters`
-holds each user's last change number; every write takes it, as the last thing before its commit, so a
-user's changes commit in the order of their numbers (docs/design.md, "The change feed").
+`task_changes` holds one row per task a user has or had: the position of its latest change in the feed
+(`seq`, ties broken by the task's id), and whether that change removed it (trashed it; a purge changes
+nothing more). How positions are numbered so that no write is ever passed over: src/services/
+sync_service.py and docs/design.md, "The change feed".
 """
 
 from __future__ import annotations
@@ -20,19 +20,12 @@ from src.models.task import TASK_PUBLIC_EXAMPLE, USER_ID_MAX_LENGTH, TaskPublic
 from src.models.types import UTCDateTime
 
 
-class SyncCounter(SQLModel, table=True):
-    __tablename__ = "sync_counters"
-
-    user_id: str = Field(primary_key=True, max_length=USER_ID_MAX_LENGTH)
-    seq: int = Field(sa_type=BigInteger)
-
-
 class TaskChange(SQLModel, table=True):
     __tablename__ = "task_changes"
     __table_args__ = (
-        # What a sync reads: the user's changes after a number, in order.
-        Index("ix_task_changes_user_id_seq", "user_id", "seq", unique=True),
-        # What the tombstone purge reads: removals older than the retention.
+        # What a sync reads: the user's changes after a position, in order.
+        Index("ix_task_changes_user_id_seq_task_id", "user_id", "seq", "task_id"),
+        # What the purge of old removals reads.
         Index(
             "ix_task_changes_removed_changed_at",
             "changed_at",

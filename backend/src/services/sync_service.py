@@ -1,17 +1,21 @@
 """The change feed: what changed in a user's tasks since a token, oldest change first.
 
-Every write records, in its own transaction and as the last thing before it commits, the number of its
-change in the user's sequence (`sync_counters`), on each task it touched (`task_changes`, one row per
-task, holding its latest change). Taking the user's counter row locks it until the commit, so a user's
-changes commit in the order of their numbers: whoever reads a change numbered n also sees every change
-numbered below n. A sync reads the changes after its token's number in one statement (one snapshot),
-and its next token is the number of the last change it returned; a write that was in flight during
-the read has a higher number and comes in a later call. Nothing is missed, whatever the timing.
+Every write stamps each task it touched, in its own transaction, with the position of its change
+(`task_changes`, one row per task, holding its latest change). A sync reads, in one statement (one
+snapshot), the changes after its token's position, in order, and hands out the position of the last one
+it returned as the next token. For nothing to be missed, no change may later commit at a position at or
+below one a reader has already passed:
 
-The counter is taken last so that a transaction holding it waits for no other lock: writes never
-deadlock on it. Removals stay in `task_changes` for `SYNC_RETENTION_DAYS` (plus a day for clocks and
-transactions in flight); a token older than the retention may have missed forgotten removals, and is
-refused with 410, so that the client starts again.
+- On PostgreSQL the position is the writing transaction's id (`pg_current_xact_id()`), and a read stops
+  below the oldest transaction still running (`pg_snapshot_xmin(pg_current_snapshot())`): every
+  transaction below that has finished, and every one to come has a higher id. A write in flight during
+  a read is at or above the bound, and comes in a later call. Writers never wait for each other.
+- On SQLite, where one writer at a time commits, a change takes the user's next position
+  (`max(seq) + 1`) inside its write transaction: positions commit in order.
+
+Removals stay in `task_changes` for `SYNC_RETENTION_DAYS` (plus a day, for writes in flight and clocks a
+little apart); a token older than the retention may have missed forgotten removals, and is refused with
+410, so that the client starts again.
 """
 
 from __future__ import annotations
@@ -22,26 +26,42 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import cache
-from typing import Any
+from functools import cache, lru_cache
+from typing import Any, cast
 
-from sqlalchemy import Insert, Select, and_, bindparam, delete, select, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    Executable,
+    Insert,
+    Select,
+    and_,
+    bindparam,
+    delete,
+    func,
+    literal,
+    literal_column,
+    select,
+    tuple_,
+)
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.selectable import HasCTE
 
 from src.core.database import Connection
 from src.core.errors import GoneError, InvalidInputError
-from src.models.sync import SyncCounter, TaskChange
+from src.models.sync import TaskChange
 from src.services.pagination import seal, unseal
 from src.services.task_listing import OWNER_ID, public_columns, tasks
 
 logger = logging.getLogger(__name__)
 
-sync_counters = SyncCounter.__table__  # type: ignore[attr-defined]
 task_changes = TaskChange.__table__  # type: ignore[attr-defined]
 
 # Removals are kept this much longer than tokens, for writes in flight and clocks a little apart.
 REMOVAL_GRACE = timedelta(days=1)
 PURGE_BATCH = 500
+_NO_TASK = uuid.UUID(int=0)
+# The oldest transaction id still running: every change below it has committed (or never will).
+_SETTLED_BELOW: ColumnElement[int] = literal_column("pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
 
 
 class InvalidSyncToken(InvalidInputError):
@@ -63,12 +83,16 @@ class ResyncRequired(GoneError):
 
 @dataclass(frozen=True, slots=True)
 class SyncToken:
+    """A position in the user's changes (the last change returned: its number and task id), and when the
+    token was given."""
+
     seq: int
+    task_id: uuid.UUID
     issued_at: datetime
 
 
 def encode_token(token: SyncToken, *, key: bytes, user_id: str) -> str:
-    payload = {"k": "sync", "s": token.seq, "t": int(token.issued_at.timestamp())}
+    payload = {"k": "sync", "s": token.seq, "i": token.task_id.hex, "t": int(token.issued_at.timestamp())}
     return seal(json.dumps(payload, separators=(",", ":")).encode(), key=key, user_id=user_id)
 
 
@@ -80,19 +104,17 @@ def decode_token(text: str, *, key: bytes, user_id: str) -> SyncToken:
         fields = json.loads(payload)
         if fields["k"] != "sync" or type(fields["s"]) is not int or type(fields["t"]) is not int:
             raise InvalidSyncToken()
-        return SyncToken(seq=fields["s"], issued_at=datetime.fromtimestamp(fields["t"], UTC))
-    except (ValueError, KeyError, TypeError, OverflowError, OSError):
+        issued_at = datetime.fromtimestamp(fields["t"], UTC)
+        return SyncToken(seq=fields["s"], task_id=uuid.UUID(hex=fields["i"]), issued_at=issued_at)
+    except (ValueError, KeyError, TypeError, AttributeError, OverflowError, OSError):
         raise InvalidSyncToken() from None
 
 
-@cache
-def _count_changes(dialect: str) -> Insert:
-    """Adds `count` to the user's counter (creating it), giving the new value."""
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(sync_counters).values(user_id=OWNER_ID, seq=bindparam("count", type_=sync_counters.c.seq.type))
-    return statement.on_conflict_do_update(
-        index_elements=[sync_counters.c.user_id], set_={"seq": sync_counters.c.seq + statement.excluded.seq}
-    ).returning(sync_counters.c.seq)
+def _position(dialect: str) -> ColumnElement[int]:
+    if dialect == "postgresql":
+        return literal_column("pg_current_xact_id()::text::bigint")
+    following = func.coalesce(func.max(task_changes.c.seq), 0) + 1
+    return select(following).where(task_changes.c.user_id == OWNER_ID).scalar_subquery()
 
 
 @cache
@@ -101,7 +123,7 @@ def _record_change(dialect: str) -> Insert:
     statement = insert(task_changes).values(
         user_id=OWNER_ID,
         task_id=bindparam("changed_task_id", type_=task_changes.c.task_id.type),
-        seq=bindparam("change_seq", type_=task_changes.c.seq.type),
+        seq=_position(dialect),
         deleted=bindparam("removed", type_=task_changes.c.deleted.type),
         changed_at=bindparam("changed_at", type_=task_changes.c.changed_at.type),
     )
@@ -118,38 +140,65 @@ def _record_change(dialect: str) -> Insert:
 async def record_changes(
     connection: Connection, user_id: str, task_ids: Sequence[uuid.UUID | str], *, removed: bool, now: datetime
 ) -> None:
-    """Numbers a change to each task in the user's sequence. Called in the write's transaction, last
-    before its commit (see the module's docstring)."""
-    if not task_ids:
-        return
-    counted = await connection.fetch(
-        _count_changes(connection.dialect_name), {"owner_id": user_id, "count": len(task_ids)}
-    )
-    first = counted[0]["seq"] - len(task_ids) + 1
+    """Stamps each task with its change's position; called in the write's transaction, before its commit."""
     rows = [
-        {
-            "owner_id": user_id,
-            "changed_task_id": task_id,
-            "change_seq": first + index,
-            "removed": removed,
-            "changed_at": now,
-        }
-        for index, task_id in enumerate(task_ids)
+        {"owner_id": user_id, "changed_task_id": task_id, "removed": removed, "changed_at": now} for task_id in task_ids
     ]
     if len(rows) == 1:
         await connection.execute(_record_change(connection.dialect_name), rows[0])
-    else:
+    elif rows:
         await connection.execute_many(_record_change(connection.dialect_name), rows)
 
 
+@lru_cache(maxsize=256)
+def _with_change(write: Executable, removed: bool) -> Select[Any]:
+    """PostgreSQL: `write` (which returns the rows it touched, with their `id` and `user_id`) and the change
+    of each of those tasks, in one statement: `WITH written AS (<write>), recorded AS (INSERT INTO
+    task_changes ... FROM written) SELECT * FROM written`, one round trip in autocommit."""
+    written = cast(HasCTE, write).cte("written")
+    change = postgresql.insert(task_changes).from_select(
+        ["user_id", "task_id", "seq", "deleted", "changed_at"],
+        select(
+            written.c.user_id,
+            written.c.id,
+            _position("postgresql"),
+            literal(removed),
+            bindparam("changed_at", type_=task_changes.c.changed_at.type),
+        ),
+    )
+    change = change.on_conflict_do_update(
+        index_elements=[task_changes.c.user_id, task_changes.c.task_id],
+        set_={"seq": change.excluded.seq, "deleted": change.excluded.deleted, "changed_at": change.excluded.changed_at},
+    )
+    return select(*written.c).add_cte(change.cte("recorded"))
+
+
+async def write_recorded(
+    connection: Connection, write: Executable, params: dict[str, Any], *, now: datetime, removed: bool = False
+) -> list[dict[str, Any]]:
+    """Runs a write that returns the tasks it touched (their `id` and `user_id` among the columns), and
+    records their change: on PostgreSQL in the same statement; elsewhere in the statement after it, in the
+    transaction the caller began."""
+    if connection.dialect_name == "postgresql":
+        return await connection.fetch(_with_change(write, removed), {**params, "changed_at": now})
+    rows = await connection.fetch(write, params)
+    if rows:
+        await record_changes(connection, rows[0]["user_id"], [row["id"] for row in rows], removed=removed, now=now)
+    return rows
+
+
 @cache
-def _changes_statement(live_only: bool) -> Select[Any]:
-    """The user's changes after `since`, with each changed task's public fields (null when removed), in
-    change order: a range of `ix_task_changes_user_id_seq`."""
-    conditions = [
-        task_changes.c.user_id == OWNER_ID,
-        task_changes.c.seq > bindparam("since", type_=task_changes.c.seq.type),
-    ]
+def _changes_statement(dialect: str, live_only: bool) -> Select[Any]:
+    """The user's changes after a position, with each changed task's public fields (null when removed), in
+    change order: a range of `ix_task_changes_user_id_seq_task_id`."""
+    position = tuple_(task_changes.c.seq, task_changes.c.task_id)
+    after = tuple_(
+        bindparam("after_seq", type_=task_changes.c.seq.type),
+        bindparam("after_task_id", type_=task_changes.c.task_id.type),
+    )
+    conditions = [task_changes.c.user_id == OWNER_ID, position > after]
+    if dialect == "postgresql":
+        conditions.append(task_changes.c.seq < _SETTLED_BELOW)
     if live_only:
         conditions.append(task_changes.c.deleted.is_(False))
     joined = task_changes.outerjoin(
@@ -164,7 +213,7 @@ def _changes_statement(live_only: bool) -> Select[Any]:
         )
         .select_from(joined)
         .where(*conditions)
-        .order_by(task_changes.c.seq)
+        .order_by(task_changes.c.seq, task_changes.c.task_id)
         .limit(bindparam("limit"))
     )
 
@@ -181,26 +230,26 @@ async def changes_since(
     """Without `since`, the live tasks (a first sync); with it, every change after it. The next token
     continues after the last change returned."""
     now = datetime.now(UTC)
-    after = 0
+    after = SyncToken(seq=-1, task_id=_NO_TASK, issued_at=now)
     if since is not None:
-        token = decode_token(since, key=token_key, user_id=user_id)
-        if token.issued_at < now - retention:
+        after = decode_token(since, key=token_key, user_id=user_id)
+        if after.issued_at < now - retention:
             raise ResyncRequired(retention.days)
-        after = token.seq
-    rows = await connection.fetch(
-        _changes_statement(since is None), {"owner_id": user_id, "since": after, "limit": limit + 1}
-    )
+    params = {"owner_id": user_id, "after_seq": after.seq, "after_task_id": after.task_id, "limit": limit + 1}
+    rows = await connection.fetch(_changes_statement(connection.dialect_name, since is None), params)
     page = rows[:limit]
-    last = page[-1]["change_seq"] if page else after
+    if page:
+        after = SyncToken(seq=page[-1]["change_seq"], task_id=page[-1]["changed_task_id"], issued_at=now)
     changes = []
     for row in page:
         removed = row.pop("removed") or row["id"] is None
         del row["change_seq"]
         task_id = row.pop("changed_task_id")
         changes.append({"id": task_id, "deleted": removed, "task": None if removed else row})
+    next_token = SyncToken(seq=after.seq, task_id=after.task_id, issued_at=now)
     return {
         "changes": changes,
-        "next_token": encode_token(SyncToken(seq=last, issued_at=now), key=token_key, user_id=user_id),
+        "next_token": encode_token(next_token, key=token_key, user_id=user_id),
         "has_more": len(rows) > limit,
     }
 

@@ -3,8 +3,8 @@ sync_service, the only code that builds task queries.
 
 Each statement carries the owner's `user_id` in its WHERE clause (or its VALUES, for an insert), so a
 task outside the caller's collection is simply not found. A write is one statement that returns the new
-row, then the task's tag rows when its tags change, then its number in the change feed, in one
-transaction committed before the function returns: a response is only sent for stored data.
+row and records its change (sync_service.write_recorded), then the task's tag rows when its tags change,
+all committed before the function returns: a response is only sent for stored data.
 
 Statements are built once, with bound parameters, so the database layer can compile each one once
 (see `src.core.database.Connection`); a request only binds its values.
@@ -54,7 +54,7 @@ from src.models.task import (
 )
 from src.services import idempotency
 from src.services.pagination import ListShape, PagePosition, SortKey, decode_cursor, encode_cursor
-from src.services.sync_service import record_changes
+from src.services.sync_service import write_recorded
 from src.services.task_listing import (
     NO_FILTERS,
     OWNER_ID,
@@ -104,6 +104,7 @@ _VERSION_OF = select(tasks.c.version).where(owned(tasks))
 INSERT_TASK = insert(tasks).values(
     {column.name: bindparam(f"new_{column.name}", type_=column.type) for column in tasks.columns}
 )
+_INSERT_RETURNING_OWNER = INSERT_TASK.returning(tasks.c.id, tasks.c.user_id)
 _UNTAG = delete(task_tags).where(task_tags.c.task_id == _TASK_ID, task_tags.c.user_id == _USER_ID)
 _TAG_SUMMARY = (
     select(task_tags.c.tag_key, task_tags.c.tag, func.count().label("tasks"))
@@ -212,9 +213,9 @@ async def create_task(
     """Creates the task, or with an idempotency key already used for the same body, replays the first
     answer instead (see services/idempotency.py)."""
     if idempotency_key is None:
-        await connection.begin()  # the task, its tags and its change, or none of them
+        if data.tags or not _writes_with_its_change(connection):
+            await connection.begin()  # the task, its tags and its change, or none of them
         task = await _insert_task(connection=connection, user_id=user_id, data=data)
-        await _record_creation(connection, task)
         await connection.commit()
         return _created(task)
 
@@ -235,7 +236,6 @@ async def create_task(
                 now=now,
                 retention=idempotency_retention,
             )
-            await _record_creation(connection, task)
             await connection.commit()
         except IntegrityError:
             # Another request stored this key first (possible where there is no advisory lock).
@@ -252,8 +252,10 @@ async def create_task(
     return CreatedTask(task=idempotency.replay(earlier, request_fingerprint), replayed=True)
 
 
-async def _record_creation(connection: Connection, task: TaskRecord) -> None:
-    await record_changes(connection, task["user_id"], [task["id"]], removed=False, now=task["created_at"])  # type: ignore[arg-type]
+def _writes_with_its_change(connection: Connection) -> bool:
+    """Whether a write and its change feed entry are one statement (PostgreSQL: sync_service.write_recorded),
+    so that a write of one statement needs no transaction of its own."""
+    return connection.dialect_name == "postgresql"
 
 
 def _created(task: TaskRecord) -> CreatedTask:
@@ -279,7 +281,8 @@ async def _insert_task(*, connection: Connection, user_id: str, data: TaskCreate
         tags=data.tags,
     )
     stored = _stored({**task, "priority": data.priority})
-    await connection.execute(INSERT_TASK, {f"new_{column.name}": stored[column.name] for column in tasks.c})
+    params = {f"new_{column.name}": stored[column.name] for column in tasks.c}
+    await write_recorded(connection, _INSERT_RETURNING_OWNER, params, now=now)
     await tag_task(connection, user_id, task["id"], data.tags)
     return task
 
@@ -432,12 +435,14 @@ async def _apply_update(
     expected_versions: Versions,
     new_tags: list[str] | None = None,
 ) -> TaskRecord:
-    """One UPDATE ... RETURNING (the owner check, the version precondition and the write are atomic), the
-    task's new tags if any, and its change, in one transaction."""
+    """One UPDATE ... RETURNING (the owner check, the version precondition and the write are atomic) with
+    its change (one statement on PostgreSQL), and the task's new tags if any, all or nothing."""
     now = utcnow()
     params = {**values, "owner_id": user_id, "task_id": task_id, "now": now, **precondition(expected_versions)}
-    await connection.begin()
-    rows = await connection.fetch(statement, params)
+    in_transaction = new_tags is not None or not _writes_with_its_change(connection)
+    if in_transaction:
+        await connection.begin()
+    rows = await write_recorded(connection, statement, params, now=now)
     if not rows:
         unchanged = await why_unchanged(connection=connection, user_id=user_id, task_id=task_id)
         await connection.rollback()
@@ -445,7 +450,6 @@ async def _apply_update(
     if new_tags is not None:
         await connection.execute(_UNTAG, {"owner_id": user_id, "task_id": task_id})
         await tag_task(connection, user_id, task_id, new_tags)
-    await record_changes(connection, user_id, [task_id], removed=False, now=now)
     await connection.commit()
     return cast(TaskRecord, rows[0])
 

@@ -20,6 +20,8 @@ from tests.conftest import User, make_token, settings_for
 TOUCHES_TASKS = re.compile(r"\b(?:FROM|UPDATE|INTO)\s+tasks\b", re.IGNORECASE)
 TOUCHES_TAGS = re.compile(r"\b(?:FROM|UPDATE|INTO)\s+task_tags\b", re.IGNORECASE)
 TOUCHES_TRASH = re.compile(r"\b(?:FROM|UPDATE|INTO)\s+trashed_tasks\b", re.IGNORECASE)
+TOUCHES_CHANGES = re.compile(r"\b(?:FROM|UPDATE|INTO)\s+task_changes\b", re.IGNORECASE)
+_LEADING_CTE = re.compile(r"\s*WITH\s+\w+\s+AS\s+\(", re.IGNORECASE)
 _CLAUSE_END = re.compile(r"\s(?:ORDER BY|RETURNING|LIMIT|GROUP BY)\s", re.IGNORECASE)
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s|\?")
 Statement = tuple[str, Any]
@@ -34,6 +36,7 @@ def captured(database_url: str) -> Iterator[tuple[TestClient, list[Statement]]]:
         def observe(sql: str, parameters: Any) -> None:
             # A statement run for many rows (SQLite reports them together) counts once per row.
             many = isinstance(parameters, list) and parameters and isinstance(parameters[0], tuple | dict)
+            sql = first_write(sql)
             statements.extend((sql, row) for row in parameters) if many else statements.append((sql, parameters))
 
         with database.statements_observed(observe):
@@ -61,6 +64,20 @@ def _bound_value(sql: str, parameters: Any, placeholder_at: int) -> Any:
     if placeholder.group(1) is not None:
         return parameters[placeholder.group(1)]
     return parameters[len(_PLACEHOLDER.findall(sql, 0, placeholder_at))]
+
+
+def first_write(sql: str) -> str:
+    """A write with its change in one statement (`WITH written AS (<write>), recorded AS (INSERT INTO
+    task_changes ... FROM written) SELECT ...`) is checked by its write: the change rows come from the
+    rows the write returned."""
+    cte = _LEADING_CTE.match(sql)
+    if cte is None:
+        return sql
+    depth, end = 1, cte.end()
+    while depth:
+        depth += {"(": 1, ")": -1}.get(sql[end], 0)
+        end += 1
+    return sql[cte.end() : end - 1]
 
 
 def owners_bound(sql: str, parameters: Any, table: str = "tasks") -> list[Any]:
@@ -123,6 +140,10 @@ def test_every_statement_on_tasks_is_confined_to_the_callers_tasks(
     client.get(trash, params={"limit": 1, "cursor": page["next_cursor"]}, headers=user.headers)
     client.delete(f"{trash}/{task['id']}", headers=user.headers)
     client.delete(trash, headers=user.headers)
+    changes = f"/api/v1/users/{user.id}/changes"
+    client.get(
+        changes, params={"since": client.get(changes, headers=user.headers).json()["next_token"]}, headers=user.headers
+    )
 
     on_tasks = [(sql, parameters) for sql, parameters in statements if TOUCHES_TASKS.search(sql)]
     kinds = {sql.split(None, 1)[0].upper() for sql, _ in on_tasks}
@@ -145,6 +166,13 @@ def test_every_statement_on_tasks_is_confined_to_the_callers_tasks(
     assert {sql.split(None, 1)[0].upper() for sql, _ in on_trash} == {"SELECT", "INSERT", "DELETE"}
     assert len(on_trash) >= 9
     assert [sql for sql, parameters in on_trash if owners_bound(sql, parameters, "trashed_tasks") != [user.id]] == []
+    on_changes = [
+        (sql, parameters)
+        for sql, parameters in statements
+        if TOUCHES_CHANGES.search(sql) and (sql, parameters) not in on_tasks + on_trash
+    ]
+    assert {sql.split(None, 1)[0].upper() for sql, _ in on_changes} == {"SELECT", "INSERT"}
+    assert [sql for sql, parameters in on_changes if owners_bound(sql, parameters, "task_changes") != [user.id]] == []
 
 
 def test_the_check_reads_the_where_clause_not_the_column_lists() -> None:

@@ -168,8 +168,12 @@ def test_a_tampered_or_borrowed_token_is_a_422(client: TestClient, alice: User, 
 
 def test_a_token_older_than_the_retention_is_a_410(client: TestClient, alice: User) -> None:
     key = client.app.state.settings.cursor_key  # type: ignore[attr-defined]
-    stale = encode_token(SyncToken(seq=0, issued_at=datetime.now(UTC) - timedelta(days=31)), key=key, user_id=alice.id)
-    recent = encode_token(SyncToken(seq=0, issued_at=datetime.now(UTC) - timedelta(days=29)), key=key, user_id=alice.id)
+
+    def token(age: timedelta) -> str:
+        position = SyncToken(seq=0, task_id=uuid.UUID(int=0), issued_at=datetime.now(UTC) - age)
+        return encode_token(position, key=key, user_id=alice.id)
+
+    stale, recent = token(timedelta(days=31)), token(timedelta(days=29))
 
     response = client.get(changes_url(alice), params={"since": stale}, headers=alice.headers)
 
@@ -247,8 +251,12 @@ def test_a_write_that_commits_after_a_sync_read_comes_in_the_next_sync(
         async def write() -> None:
             async with database.connect() as connection:
                 held = cast(Connection, _CommitWhenReleased(connection, reached, release))
+                # With tags the write spans statements, so it is a transaction, held open before its commit.
                 await task_service.patch_task(
-                    connection=held, user_id=alice.id, task_id=uuid.UUID(task["id"]), data=TaskPatch(title="late")
+                    connection=held,
+                    user_id=alice.id,
+                    task_id=uuid.UUID(task["id"]),
+                    data=TaskPatch(title="late", tags=["held"]),
                 )
 
         job = asyncio.ensure_future(write())
