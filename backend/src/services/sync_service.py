@@ -151,7 +151,7 @@ async def record_changes(
 
 
 @lru_cache(maxsize=256)
-def _with_change(write: Executable, removed: bool) -> Select[Any]:
+def _with_change(write: Executable, removed: bool, new_tasks: bool) -> Select[Any]:
     """PostgreSQL: `write` (which returns the rows it touched, with their `id` and `user_id`) and the change
     of each of those tasks, in one statement: `WITH written AS (<write>), recorded AS (INSERT INTO
     task_changes ... FROM written) SELECT * FROM written`, one round trip in autocommit."""
@@ -166,21 +166,32 @@ def _with_change(write: Executable, removed: bool) -> Select[Any]:
             bindparam("changed_at", type_=task_changes.c.changed_at.type),
         ),
     )
-    change = change.on_conflict_do_update(
-        index_elements=[task_changes.c.user_id, task_changes.c.task_id],
-        set_={"seq": change.excluded.seq, "deleted": change.excluded.deleted, "changed_at": change.excluded.changed_at},
-    )
+    if not new_tasks:  # a task created here has no change yet: a plain INSERT, without the conflict check
+        change = change.on_conflict_do_update(
+            index_elements=[task_changes.c.user_id, task_changes.c.task_id],
+            set_={
+                "seq": change.excluded.seq,
+                "deleted": change.excluded.deleted,
+                "changed_at": change.excluded.changed_at,
+            },
+        )
     return select(*written.c).add_cte(change.cte("recorded"))
 
 
 async def write_recorded(
-    connection: Connection, write: Executable, params: dict[str, Any], *, now: datetime, removed: bool = False
+    connection: Connection,
+    write: Executable,
+    params: dict[str, Any],
+    *,
+    now: datetime,
+    removed: bool = False,
+    new_tasks: bool = False,
 ) -> list[dict[str, Any]]:
     """Runs a write that returns the tasks it touched (their `id` and `user_id` among the columns), and
     records their change: on PostgreSQL in the same statement; elsewhere in the statement after it, in the
     transaction the caller began."""
     if connection.dialect_name == "postgresql":
-        return await connection.fetch(_with_change(write, removed), {**params, "changed_at": now})
+        return await connection.fetch(_with_change(write, removed, new_tasks), {**params, "changed_at": now})
     rows = await connection.fetch(write, params)
     if rows:
         await record_changes(connection, rows[0]["user_id"], [row["id"] for row in rows], removed=removed, now=now)

@@ -105,6 +105,7 @@ INSERT_TASK = insert(tasks).values(
     {column.name: bindparam(f"new_{column.name}", type_=column.type) for column in tasks.columns}
 )
 _INSERT_RETURNING_OWNER = INSERT_TASK.returning(tasks.c.id, tasks.c.user_id)
+_INSERT_PARAMETERS = [(f"new_{column.name}", column.name) for column in tasks.columns]
 _UNTAG = delete(task_tags).where(task_tags.c.task_id == _TASK_ID, task_tags.c.user_id == _USER_ID)
 _TAG_SUMMARY = (
     select(task_tags.c.tag_key, task_tags.c.tag, func.count().label("tasks"))
@@ -281,8 +282,8 @@ async def _insert_task(*, connection: Connection, user_id: str, data: TaskCreate
         tags=data.tags,
     )
     stored = _stored({**task, "priority": data.priority})
-    params = {f"new_{column.name}": stored[column.name] for column in tasks.c}
-    await write_recorded(connection, _INSERT_RETURNING_OWNER, params, now=now)
+    params = {parameter: stored[name] for parameter, name in _INSERT_PARAMETERS}
+    await write_recorded(connection, _INSERT_RETURNING_OWNER, params, now=now, new_tasks=True)
     await tag_task(connection, user_id, task["id"], data.tags)
     return task
 
