@@ -264,17 +264,19 @@ connections at least {TARGET_OVERLOAD_GOODPUT_RATIO:.0%} of that at 32, p99 of t
 ## Reading the overload figures
 
 The load is a closed loop: a client whose request is refused sends the next one at once. With a wait
-bounded by T, the requests that are not served come back about 1/T times a second each, so the
-refusals run at about (connections / T) minus the goodput, and each costs the worker a request's fixed
-part: reading and parsing it, routing, authorization, the 503 and its log line (about 540 k
-instructions in the app, against 2,600 k for a 50-task page, plus uvicorn's and the kernel's share).
-The worker spends on refusals what it does not spend on answers: that is the goodput lost at 1,024
-connections. A shorter T refuses more often and loses more; a longer one lets the answered requests
-wait past the 1 s bound. Goodput at 1,024 connections reaches 90% of that at 32 only on a machine
-where one worker answers about 1,000 pages a second or more, so that nearly every request can wait its
-turn within T; where it answers fewer, add workers or hosts (each worker has its own pool and its own
-queue), or let a proxy in front hold the excess. A client that honours `Retry-After` does not come
-straight back: the third scenario measures clients that wait as the 503 asks.
+bounded by T, the requests that are not served come back about 1/T times a second each, and each
+refusal costs the worker a request's fixed part: reading and parsing it, routing, authorization, the 503
+and its log line (about 540 k instructions in the app, against 2,600 k for a 50-task page, plus
+uvicorn's and the kernel's share). A shorter T refuses more often; a longer one lets the answered
+requests wait past the 1 s bound. The worker runs at 100% of a core in every scenario (sampled from
+/proc each second), so goodput is what a core serves: where one worker answers about 1,200 pages a
+second, as here, nearly every request at 1,024 connections can wait its turn within T, refusals take a
+few percent of the core, and goodput is within 12 to 14% of that at 32; the rest of the difference is
+the worker's extra cost per answer with a thousand requests in flight (the cyclic garbage collector is
+not it: with it off, the figures did not change). A slower machine answers fewer pages a second, and
+refuses more: add workers or hosts (each worker has its own pool and its own queue), or let a proxy
+in front hold the excess. A client that honours `Retry-After` does not come straight back: the third
+scenario measures clients that wait as the 503 asks.
 
 The probes are asked on keep-alive connections; the first answer on a connection opened while the
 worker is saturated can take a second or more, so a load balancer should keep its probe connections.
