@@ -16,7 +16,7 @@ BACKEND_DIR = Path(__file__).resolve().parents[2]
 DEFAULT_SQLITE_PATH = BACKEND_DIR / "tasks.db"
 EXAMPLE_SECRET = "change-me-to-a-long-random-string-of-at-least-32-characters"  # noqa: S105
 MIN_SECRET_LENGTH = 32
-JWKS_ALGORITHMS = ("EdDSA", "RS256", "ES256")
+JWKS_ALGORITHMS = ("EdDSA", "ES256", "RS256", "PS256")  # every key type Better Auth can issue
 
 
 class Environment(StrEnum):
@@ -84,7 +84,7 @@ class Settings(BaseSettings):
     auth_leeway_seconds: int = Field(default=30, ge=0, le=300)
     auth_jwks_cache_seconds: int = Field(default=300, ge=1)
     auth_jwks_timeout_seconds: float = Field(default=3.0, gt=0, le=30)
-    auth_jwks_min_refresh_seconds: int = Field(default=60, ge=1)
+    auth_jwks_min_refresh_seconds: float = Field(default=1.0, gt=0)
     auth_jwks_max_bytes: int = Field(default=64 * 1024, ge=1024)
 
     cursor_secret: SecretStr | None = None

@@ -1,9 +1,10 @@
-"""Bearer token verification: an HS256 shared secret and/or a JWKS (EdDSA, RS256, ES256).
+"""Bearer token verification: an HS256 shared secret and/or a JWKS (EdDSA, ES256, RS256, PS256).
 
 The algorithm comes from an allow-list matched to the key, never from the token alone; `exp` and
-`sub` are required; the JWKS is fetched with a short timeout and a size cap, cached, refreshed at most
-once per `AUTH_JWKS_MIN_REFRESH_SECONDS` however many unknown key ids arrive, and header fields such as
-`jku` or `x5u` are never followed.
+`sub` are required; the JWKS is fetched with a short timeout and a size cap and cached. A token with a
+key id the cache does not hold (a key just rotated in) makes it fetch the JWKS again at once, one fetch
+in flight at a time and at most one per `AUTH_JWKS_MIN_REFRESH_SECONDS` (1 s) however many unknown key
+ids arrive; header fields such as `jku` or `x5u` are never followed.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ class JwksCache:
         self._attempted_at = float("-inf")
         self._lock = asyncio.Lock()
         self._background: asyncio.Task[None] | None = None
+        self._last_failure = "it has not been asked yet"
 
     async def key_for(self, kid: str | None) -> jwt.PyJWK:
         if not self._keys:
@@ -53,7 +55,7 @@ class JwksCache:
         if kid is not None and kid not in self._keys:
             await self._refresh(retry_after=self._min_refresh)  # a rotated key; a flood of bogus kids waits here
         if not self._keys:
-            raise ServiceUnavailableError("the token key server is not answering; retry shortly")
+            raise ServiceUnavailableError(f"the service has no token keys: {self._last_failure}; retry shortly")
         key = self._keys.get(kid)
         if key is None and kid is None and len(self._keys) == 1:
             key = next(iter(self._keys.values()))
@@ -76,7 +78,17 @@ class JwksCache:
                     document = await self._fetch()
                 key_set = jwt.PyJWKSet.from_dict(document)
             except (httpx.HTTPError, TimeoutError, ValueError, jwt.PyJWKSetError) as error:
-                logger.warning("JWKS fetch failed", extra={"error": type(error).__name__})
+                self._last_failure = _why_the_fetch_failed(error, self._timeout)
+                status = error.response.status_code if isinstance(error, httpx.HTTPStatusError) else None
+                logger.warning(
+                    "JWKS fetch failed",
+                    extra={
+                        "url": self._url,
+                        "status": status,
+                        "error": type(error).__name__,
+                        "why": self._last_failure,
+                    },
+                )
                 return
             self._keys = {key.key_id: key for key in key_set.keys if key.algorithm_name in JWKS_ALGORITHMS}
             self._fetched_at = time.monotonic()
@@ -92,6 +104,20 @@ class JwksCache:
                     raise ValueError("JWKS document is too large")
                 chunks.append(chunk)
         return json.loads(b"".join(chunks))
+
+
+def _why_the_fetch_failed(error: Exception, timeout: float) -> str:
+    """What went wrong with the key server, in words a client may read (no URL, no key material)."""
+    if isinstance(error, httpx.HTTPStatusError):
+        return (
+            f"the key server answered {error.response.status_code} for the JWKS URL "
+            "(the service's AUTH_JWKS_URL may be wrong)"
+        )
+    if isinstance(error, TimeoutError | httpx.TimeoutException):
+        return f"the key server did not answer within {timeout:g} s"
+    if isinstance(error, httpx.HTTPError):
+        return "the key server is not reachable"
+    return "the key server's answer is not a JWKS document"
 
 
 class VerifiedTokens:
@@ -162,6 +188,8 @@ class TokenVerifier:
             )
         except jwt.ExpiredSignatureError:
             raise AuthenticationError("token has expired") from None
+        except jwt.ImmatureSignatureError:
+            raise self._not_yet_valid(token, now) from None
         except jwt.InvalidTokenError:
             raise AuthenticationError("token is not valid") from None
         subject = claims.get("sub")
@@ -169,6 +197,24 @@ class TokenVerifier:
             raise AuthenticationError("token has no subject")
         self._verified.remember(token, subject, valid_until=float(claims["exp"]) + self._leeway)
         return subject
+
+    def _not_yet_valid(self, token: str, now: float) -> AuthenticationError:
+        """A signed token whose `iat` or `nbf` is ahead of this service's clock by more than the leeway: the
+        two clocks disagree, or the token is not meant to be used yet. Says which claim, and by how much."""
+        claims = jwt.decode(token, options={"verify_signature": False})  # the signature has been checked
+        for claim in ("iat", "nbf"):
+            value = claims.get(claim)
+            if isinstance(value, int | float) and value > now + self._leeway:
+                skew = value - now
+                logger.warning(
+                    "token from the future",
+                    extra={"claim": claim, "skew_seconds": round(skew, 1), "leeway": self._leeway},
+                )
+                return AuthenticationError(
+                    f"token is not valid yet: its {claim} is {skew:.0f} s ahead of this service's clock, beyond the "
+                    f"{self._leeway} s leeway (check the clocks of the token's issuer and of this service)"
+                )
+        return AuthenticationError("token is not valid yet")
 
     async def _key_for(self, algorithm: object, kid: object) -> Any:
         if algorithm == HS256 and self._secret is not None:
