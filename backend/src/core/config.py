@@ -16,7 +16,7 @@ BACKEND_DIR = Path(__file__).resolve().parents[2]
 DEFAULT_SQLITE_PATH = BACKEND_DIR / "tasks.db"
 EXAMPLE_SECRET = "change-me-to-a-long-random-string-of-at-least-32-characters"  # noqa: S105
 MIN_SECRET_LENGTH = 32
-JWKS_ALGORITHMS = ("EdDSA", "ES256", "RS256", "PS256")  # every key type Better Auth can issue
+JWKS_ALGORITHMS = ("EdDSA", "ES256", "ES512", "RS256", "PS256")  # every key type Better Auth 1.7 can issue
 
 
 class Environment(StrEnum):

@@ -1,4 +1,4 @@
-"""Bearer token verification: an HS256 shared secret and/or a JWKS (EdDSA, ES256, RS256, PS256).
+"""Bearer token verification: an HS256 shared secret and/or a JWKS (EdDSA, ES256, ES512, RS256, PS256).
 
 The algorithm comes from an allow-list matched to the key, never from the token alone; `exp` and
 `sub` are required; the JWKS is fetched with a short timeout and a size cap and cached. A token with a

@@ -33,12 +33,14 @@ class _Keys:
         self.rsa = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.ec = ec.generate_private_key(ec.SECP256R1())
         self.rsa_pss = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.ec512 = ec.generate_private_key(ec.SECP521R1())
         self.jwks = {
             "keys": [
                 {**OKPAlgorithm.to_jwk(self.ed25519.public_key(), as_dict=True), "kid": "ed", "alg": "EdDSA"},
                 {**RSAAlgorithm.to_jwk(self.rsa.public_key(), as_dict=True), "kid": "rsa", "alg": "RS256"},
                 {**ECAlgorithm.to_jwk(self.ec.public_key(), as_dict=True), "kid": "ec", "alg": "ES256"},
                 {**RSAAlgorithm.to_jwk(self.rsa_pss.public_key(), as_dict=True), "kid": "ps", "alg": "PS256"},
+                {**ECAlgorithm.to_jwk(self.ec512.public_key(), as_dict=True), "kid": "ec512", "alg": "ES512"},
             ]
         }
 
@@ -48,6 +50,7 @@ class _Keys:
             "rsa": (self.rsa, "RS256"),
             "ec": (self.ec, "ES256"),
             "ps": (self.rsa_pss, "PS256"),
+            "ec512": (self.ec512, "ES512"),
         }
         key, algorithm = signers[kid]
         return jwt.encode(claims, key, algorithm=algorithm, headers={"kid": kid})
@@ -156,7 +159,7 @@ def test_issuer_and_audience_are_required_when_configured(
         assert user_tasks_status(make_token(alice.id, iss="https://auth.example"), client) == 401
 
 
-@pytest.mark.parametrize("kid", ["ed", "rsa", "ec", "ps"])
+@pytest.mark.parametrize("kid", ["ed", "rsa", "ec", "ps", "ec512"])
 def test_jwks_tokens_verify(
     database_url: str,
     keys: _Keys,
