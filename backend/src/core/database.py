@@ -299,6 +299,19 @@ class _CoreConnection(Connection):
 StatementObserver = Callable[[str, Any], None]
 
 
+async def delete_in_batches(
+    connection: Connection, statement: Executable, params: Callable[[], dict[str, Any]], batch: int
+) -> int:
+    """Runs a DELETE that takes at most `batch` rows (each run its own transaction, in autocommit) until a
+    run takes fewer; how many rows went. `params` is asked again for each run (a cut-off moves on)."""
+    deleted = 0
+    while True:
+        taken = await connection.execute(statement, params())
+        deleted += taken
+        if taken < batch:
+            return deleted
+
+
 # The DB-API (PEP 249) error classes, most specific first, and SQLAlchemy's class for each.
 _SQLALCHEMY_ERRORS: list[tuple[type[psycopg.Error], type[DBAPIError]]] = [
     (psycopg.IntegrityError, exc.IntegrityError),

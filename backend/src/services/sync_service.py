@@ -46,7 +46,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.selectable import HasCTE
 
-from src.core.database import Connection
+from src.core.database import Connection, delete_in_batches
 from src.core.errors import GoneError, InvalidInputError
 from src.models.sync import TaskChange
 from src.services.pagination import seal, unseal
@@ -127,6 +127,11 @@ def _record_change(dialect: str) -> Insert:
         deleted=bindparam("removed", type_=task_changes.c.deleted.type),
         changed_at=bindparam("changed_at", type_=task_changes.c.changed_at.type),
     )
+    return _latest_wins(statement)
+
+
+def _latest_wins(statement: postgresql.Insert | sqlite.Insert) -> Insert:
+    """A task's row takes the change being recorded in place of the one it held."""
     return statement.on_conflict_do_update(
         index_elements=[task_changes.c.user_id, task_changes.c.task_id],
         set_={
@@ -151,7 +156,7 @@ async def record_changes(
 
 
 @lru_cache(maxsize=256)
-def _with_change(write: Executable, removed: bool, new_tasks: bool) -> Select[Any]:
+def _with_change(write: Executable, new_tasks: bool) -> Select[Any]:
     """PostgreSQL: `write` (which returns the rows it touched, with their `id` and `user_id`) and the change
     of each of those tasks, in one statement: `WITH written AS (<write>), recorded AS (INSERT INTO
     task_changes ... FROM written) SELECT * FROM written`, one round trip in autocommit."""
@@ -162,20 +167,13 @@ def _with_change(write: Executable, removed: bool, new_tasks: bool) -> Select[An
             written.c.user_id,
             written.c.id,
             _position("postgresql"),
-            literal(removed),
+            literal(False),
             bindparam("changed_at", type_=task_changes.c.changed_at.type),
         ),
     )
-    if not new_tasks:  # a task created here has no change yet: a plain INSERT, without the conflict check
-        change = change.on_conflict_do_update(
-            index_elements=[task_changes.c.user_id, task_changes.c.task_id],
-            set_={
-                "seq": change.excluded.seq,
-                "deleted": change.excluded.deleted,
-                "changed_at": change.excluded.changed_at,
-            },
-        )
-    return select(*written.c).add_cte(change.cte("recorded"))
+    # A task created here has no change yet: a plain INSERT, without the conflict check.
+    recorded = change if new_tasks else _latest_wins(change)
+    return select(*written.c).add_cte(recorded.cte("recorded"))
 
 
 async def write_recorded(
@@ -184,18 +182,23 @@ async def write_recorded(
     params: dict[str, Any],
     *,
     now: datetime,
-    removed: bool = False,
     new_tasks: bool = False,
 ) -> list[dict[str, Any]]:
-    """Runs a write that returns the tasks it touched (their `id` and `user_id` among the columns), and
-    records their change: on PostgreSQL in the same statement; elsewhere in the statement after it, in the
-    transaction the caller began."""
-    if connection.dialect_name == "postgresql":
-        return await connection.fetch(_with_change(write, removed, new_tasks), {**params, "changed_at": now})
+    """Runs a write that creates or changes tasks and returns them (their `id` and `user_id` among the
+    columns), and records their change: in the same statement where `writes_with_its_change`; elsewhere in
+    the statement after it, in the transaction the caller began."""
+    if writes_with_its_change(connection):
+        return await connection.fetch(_with_change(write, new_tasks), {**params, "changed_at": now})
     rows = await connection.fetch(write, params)
     if rows:
-        await record_changes(connection, rows[0]["user_id"], [row["id"] for row in rows], removed=removed, now=now)
+        await record_changes(connection, rows[0]["user_id"], [row["id"] for row in rows], removed=False, now=now)
     return rows
+
+
+def writes_with_its_change(connection: Connection) -> bool:
+    """Whether a write and its change are one statement (PostgreSQL, with a data-modifying WITH), so that a
+    write of one statement needs no transaction of its own."""
+    return connection.dialect_name == "postgresql"
 
 
 @cache
@@ -277,11 +280,9 @@ _PURGE_FORGOTTEN = delete(task_changes).where(
 
 async def forget_old_removals(*, connection: Connection, retention: timedelta) -> int:
     """Deletes removals older than the retention (and its grace), a batch per statement."""
-    forgotten = 0
-    while True:
-        batch = await connection.execute(
-            _PURGE_FORGOTTEN, {"forget_before": datetime.now(UTC) - retention - REMOVAL_GRACE}
-        )
-        forgotten += batch
-        if batch < PURGE_BATCH:
-            return forgotten
+    return await delete_in_batches(
+        connection,
+        _PURGE_FORGOTTEN,
+        lambda: {"forget_before": datetime.now(UTC) - retention - REMOVAL_GRACE},
+        PURGE_BATCH,
+    )

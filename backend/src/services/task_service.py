@@ -54,7 +54,7 @@ from src.models.task import (
 )
 from src.services import idempotency
 from src.services.pagination import ListShape, PagePosition, SortKey, decode_cursor, encode_cursor
-from src.services.sync_service import write_recorded
+from src.services.sync_service import write_recorded, writes_with_its_change
 from src.services.task_listing import (
     NO_FILTERS,
     OWNER_ID,
@@ -100,10 +100,20 @@ def owned(table: Table, version_slots: int = 0) -> ColumnElement[bool]:
 
 _GET = select(*PUBLIC_COLUMNS).where(owned(tasks))
 _VERSION_OF = select(tasks.c.version).where(owned(tasks))
+
+
 # In INSERT and UPDATE statements a bound parameter may not share a column's name: hence `new_<column>`.
-INSERT_TASK = insert(tasks).values(
-    {column.name: bindparam(f"new_{column.name}", type_=column.type) for column in tasks.columns}
-)
+def insert_every_column(table: Table) -> Insert:
+    """INSERT INTO `table` a value for each column, bound as `new_<column>` (see new_values)."""
+    return insert(table).values({column.name: bindparam(f"new_{column.name}", type_=column.type) for column in table.c})
+
+
+def new_values(fields: dict[str, Any]) -> dict[str, Any]:
+    """Fields as the parameters of an INSERT or UPDATE: `new_<column>`."""
+    return {f"new_{name}": value for name, value in fields.items()}
+
+
+INSERT_TASK = insert_every_column(tasks)
 _INSERT_RETURNING_OWNER = INSERT_TASK.returning(tasks.c.id, tasks.c.user_id)
 _INSERT_PARAMETERS = [(f"new_{column.name}", column.name) for column in tasks.columns]
 _UNTAG = delete(task_tags).where(task_tags.c.task_id == _TASK_ID, task_tags.c.user_id == _USER_ID)
@@ -214,7 +224,7 @@ async def create_task(
     """Creates the task, or with an idempotency key already used for the same body, replays the first
     answer instead (see services/idempotency.py)."""
     if idempotency_key is None:
-        if data.tags or not _writes_with_its_change(connection):
+        if data.tags or not writes_with_its_change(connection):
             await connection.begin()  # the task, its tags and its change, or none of them
         task = await _insert_task(connection=connection, user_id=user_id, data=data)
         await connection.commit()
@@ -251,12 +261,6 @@ async def create_task(
     await connection.rollback()
     count_task_operation("create_replayed")
     return CreatedTask(task=idempotency.replay(earlier, request_fingerprint), replayed=True)
-
-
-def _writes_with_its_change(connection: Connection) -> bool:
-    """Whether a write and its change feed entry are one statement (PostgreSQL: sync_service.write_recorded),
-    so that a write of one statement needs no transaction of its own."""
-    return connection.dialect_name == "postgresql"
 
 
 def _created(task: TaskRecord) -> CreatedTask:
@@ -413,7 +417,7 @@ async def _update(
     """Writes the given fields (and the completion); new tags replace the old ones in the same transaction."""
     stored = _stored(fields)
     statement = _update_statement(frozenset(stored), completed, if_match_slots(expected_versions))
-    values = {f"new_{name}": value for name, value in stored.items()}
+    values = new_values(stored)
     return await _apply_update(connection, statement, user_id, task_id, values, expected_versions, fields.get("tags"))
 
 
@@ -440,7 +444,7 @@ async def _apply_update(
     its change (one statement on PostgreSQL), and the task's new tags if any, all or nothing."""
     now = utcnow()
     params = {**values, "owner_id": user_id, "task_id": task_id, "now": now, **precondition(expected_versions)}
-    in_transaction = new_tags is not None or not _writes_with_its_change(connection)
+    in_transaction = new_tags is not None or not writes_with_its_change(connection)
     if in_transaction:
         await connection.begin()
     rows = await write_recorded(connection, statement, params, now=now)

@@ -16,9 +16,9 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any, cast
 
-from sqlalchemy import Executable, Select, and_, bindparam, delete, insert, select, tuple_
+from sqlalchemy import Executable, Select, and_, bindparam, delete, select, tuple_
 
-from src.core.database import Connection
+from src.core.database import Connection, delete_in_batches
 from src.core.errors import NotFoundError
 from src.core.logging import record_event
 from src.core.metrics import count_task_operation
@@ -32,6 +32,8 @@ from src.services.task_service import (
     TaskVersionMismatch,
     Versions,
     if_match_slots,
+    insert_every_column,
+    new_values,
     owned,
     precondition,
     tag_task,
@@ -47,9 +49,7 @@ _KEPT = trashed_tasks.c.deleted_at >= _KEPT_SINCE
 _TAKE_COMPLETED = (
     delete(tasks).where(tasks.c.user_id == OWNER_ID, tasks.c.completed.is_(True)).returning(*tasks.columns)
 )
-_PUT_IN_TRASH = insert(trashed_tasks).values(
-    {column.name: bindparam(f"new_{column.name}", type_=column.type) for column in trashed_tasks.columns}
-)
+_PUT_IN_TRASH = insert_every_column(trashed_tasks)
 _PUT_BACK = INSERT_TASK.returning(*PUBLIC_COLUMNS)
 _TRASHED_VERSION_OF = select(trashed_tasks.c.version).where(owned(trashed_tasks), _KEPT)
 _PURGE = delete(trashed_tasks).where(owned(trashed_tasks), _KEPT)
@@ -104,7 +104,7 @@ def _kept_since(retention: timedelta) -> datetime:
 
 
 def _into_trash(row: dict[str, Any], now: datetime) -> dict[str, Any]:
-    return {**{f"new_{name}": value for name, value in row.items()}, "new_deleted_at": now}
+    return new_values({**row, "deleted_at": now})
 
 
 async def trash_task(
@@ -187,7 +187,7 @@ async def restore_task(
     row.pop("deleted_at")
     now = utcnow()
     row.update(version=row["version"] + 1, updated_at=now)
-    restored = await connection.fetch(_PUT_BACK, {f"new_{name}": value for name, value in row.items()})
+    restored = await connection.fetch(_PUT_BACK, new_values(row))
     await tag_task(connection, user_id, task_id, row["tags"])
     await record_changes(connection, user_id, [task_id], removed=False, now=now)
     await connection.commit()
@@ -214,9 +214,6 @@ async def empty_trash(*, connection: Connection, user_id: str) -> int:
 
 async def purge_expired(*, connection: Connection, retention: timedelta) -> int:
     """Deletes every user's trashed tasks older than the retention, a short transaction per batch."""
-    purged = 0
-    while True:
-        batch = await connection.execute(_PURGE_EXPIRED, {"kept_since": _kept_since(retention)})
-        purged += batch
-        if batch < PURGE_BATCH:
-            return purged
+    return await delete_in_batches(
+        connection, _PURGE_EXPIRED, lambda: {"kept_since": _kept_since(retention)}, PURGE_BATCH
+    )
