@@ -63,15 +63,8 @@ def encode_cursor(position: PagePosition, *, key: bytes, user_id: str, shape: Li
 
 
 def decode_cursor(cursor: str, *, key: bytes, user_id: str, shape: ListShape) -> PagePosition:
-    if len(cursor) > _MAX_CURSOR_LENGTH or cursor.count(".") != 1:
-        raise InvalidCursor("cursor is malformed")
-    payload_part, mac_part = cursor.split(".")
-    try:
-        payload = _b64decode(payload_part)
-        mac = _b64decode(mac_part)
-    except (ValueError, binascii.Error):
-        raise InvalidCursor("cursor is malformed") from None
-    if not hmac.compare_digest(mac, _mac(key, user_id, payload)):
+    payload = unseal(cursor, key=key, user_id=user_id)
+    if payload is None:
         raise InvalidCursor("cursor is not valid: pass the next_cursor of a previous page unchanged")
     try:
         fields = json.loads(payload)
