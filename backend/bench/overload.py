@@ -21,6 +21,7 @@ import uvloop
 
 PROBE_INTERVAL_SECONDS = 0.1
 _HEAD_END = b"\r\n\r\n"
+_LAST_CHUNK = b"\r\n0\r\n\r\n"
 
 
 @dataclass
@@ -51,18 +52,24 @@ class _Answer:
 
 
 def _answer(buffer: bytearray) -> _Answer | None:
-    """The answer's status, total length and Retry-After, once it is whole in the buffer; the service's
-    answers carry Content-Length."""
+    """The answer's status, total length and Retry-After, once it is whole in the buffer. The service's
+    answers carry Content-Length; the baseline's are chunked, their JSON never holds the last chunk's
+    marker."""
     head_end = buffer.find(_HEAD_END)
     if head_end < 0:
         return None
-    length, retry_after = 0, None
+    length, retry_after, chunked = 0, None, False
     for line in bytes(buffer[:head_end]).split(b"\r\n")[1:]:
         name, _, value = line.partition(b":")
         if name.lower() == b"content-length":
             length = int(value)
         elif name.lower() == b"retry-after":
             retry_after = float(value)
+        elif name.lower() == b"transfer-encoding":
+            chunked = b"chunked" in value.lower()
+    if chunked:
+        end = buffer.find(_LAST_CHUNK, head_end)
+        return _Answer(int(buffer[9:12]), end + len(_LAST_CHUNK), retry_after) if end >= 0 else None
     total = head_end + len(_HEAD_END) + length
     return _Answer(int(buffer[9:12]), total, retry_after) if len(buffer) >= total else None
 

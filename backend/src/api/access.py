@@ -22,7 +22,6 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.routing import BaseRoute
 from starlette.types import Scope
 
-from src.api.deps import database_of
 from src.core.errors import DomainError, MissingCredentialsError, PermissionDeniedError
 
 # Set by AuthenticationMiddleware in the request's `scope["state"]`: the verified subject (a user id), or why
@@ -52,11 +51,11 @@ def authorize(scope: Scope) -> str:
 
 
 class GuardedRoute(APIRoute):
-    """A route for authenticated callers only (the default), documented as needing the bearer token. Once
-    its caller is authorized, it holds a database slot for the request's work (waiting a bounded time, or
-    a 503: src/core/database.py), so a request the service cannot serve soon is refused before its body
-    is read or validated, and public routes (probes, docs) never queue behind it. A route that takes a
-    body accepts `application/json` (or a `+json` type) only: else a 415, before the body is read."""
+    """A route for authenticated callers only (the default), documented as needing the bearer token. Its
+    caller holds a database slot for the request's work, taken at the door (`AdmissionMiddleware`), so a
+    request the service cannot serve soon is refused before FastAPI builds anything for it, and public
+    routes (probes, docs) never queue behind it. A route that takes a body accepts `application/json` (or
+    a `+json` type) only: else a 415, before the body is read."""
 
     public: ClassVar[bool] = False
 
@@ -74,10 +73,14 @@ class GuardedRoute(APIRoute):
 
         async def authorized(request: Request) -> Response:
             authorize(request.scope)
-            async with database_of(request).admitted():
-                return await handler(request)
+            return await handler(request)
 
         return authorized
+
+
+def is_private(route: BaseRoute | None) -> bool:
+    """Whether a route is one of the app's private routes (those that work on a user's data)."""
+    return isinstance(route, GuardedRoute) and not route.public
 
 
 class PublicRoute(GuardedRoute):

@@ -376,7 +376,7 @@ async def in_pool_context(call: Callable[[], object]) -> None:
     await greenlet_spawn(call)
 
 
-# Set while a request holds one of the pool's slots (Database.admitted): its connections take no other.
+# Set while a request holds one of the pool's slots (Database.admit): its connections take no other.
 _admitted: ContextVar[bool] = ContextVar("admitted", default=False)
 
 
@@ -390,11 +390,12 @@ class Database:
 
     The pool's connections are handed out through as many slots, in arrival order: SQLAlchemy's pool lets
     a newcomer take a freed connection ahead of requests already waiting, which under load left some
-    waiting for seconds. A request takes its slot before any of its work (`admitted()`, which the route
-    class enters before the body is read or validated), waits for it at most `DB_ACQUIRE_TIMEOUT_SECONDS`,
-    and is otherwise answered 503 (DatabaseBusyError): under overload the service answers in bounded time
-    or says no, and a request it says no to has cost little. Work outside a request (the idempotency
-    purge) takes a slot when it connects.
+    waiting for seconds. A request takes its slot before any of its work (`admit()`, called by
+    `AdmissionMiddleware` as soon as the request is known to be an authenticated call of a private
+    route), waits for it at most `DB_ACQUIRE_TIMEOUT_SECONDS`, and is otherwise refused (DatabaseBusyError,
+    a 503): under overload the service answers in bounded time or says no, and a request it says no to
+    has cost little. A connection opened without a slot (work outside a request, such as the purges)
+    takes one itself, so the pool is never asked for more than it has.
 
     The readiness probe has a connection of its own (`probe_engine`), so a busy instance is not taken
     for a dead one."""
@@ -412,8 +413,11 @@ class Database:
         """A connection for one unit of work; anything left uncommitted is rolled back on return."""
         return _Lease(self) if self._direct else self._core_connection()
 
-    def admitted(self) -> AbstractAsyncContextManager[None]:
-        """Holds one of the pool's slots for a request's whole work, waiting for it a bounded time."""
+    async def admit(self) -> AbstractAsyncContextManager[None]:
+        """Takes one of the pool's slots for a request's whole work, waiting for it a bounded time, or
+        raises DatabaseBusyError. The slot is the caller's from here: `async with` the admission at once,
+        which lends it to the connections the request opens and gives it back when the block ends."""
+        await self._take_slot()
         return _Admission(self)
 
     async def _take_slot(self) -> None:
@@ -513,13 +517,14 @@ class _Lease:
 
 
 class _Admission:
+    """A slot already taken (`Database.admit`), held while the block runs."""
+
     __slots__ = ("_database", "_token")
 
     def __init__(self, database: Database) -> None:
         self._database = database
 
     async def __aenter__(self) -> None:
-        await self._database._take_slot()
         self._token = _admitted.set(True)
 
     async def __aexit__(self, *_exc_info: object) -> None:

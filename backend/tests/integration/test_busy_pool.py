@@ -1,5 +1,6 @@
 """When every database connection is busy: a request waits a bounded time, then gets a 503 problem with
-Retry-After; the probes still answer, and readiness does not take a busy instance for a dead one."""
+Retry-After; a request without credentials is not queued (its 401 comes at once); the probes still
+answer, and readiness does not take a busy instance for a dead one."""
 
 from __future__ import annotations
 
@@ -45,8 +46,12 @@ def test_a_request_that_cannot_get_a_connection_in_time_is_a_503_and_the_probes_
         started = time.monotonic()
         refused = client.get(user.tasks_url, headers=user.headers)
         waited = time.monotonic() - started
+        started = time.monotonic()
+        anonymous = client.get(user.tasks_url)
+        anonymous_waited = time.monotonic() - started
         alive = client.get("/healthz")
         ready = client.get("/readyz")
+        ready_with_token = client.get("/readyz", headers=user.headers)  # a public route never queues
         holder.rollback()
         edited = edit.result(timeout=10)
 
@@ -54,8 +59,12 @@ def test_a_request_that_cannot_get_a_connection_in_time_is_a_503_and_the_probes_
     assert refused.headers["content-type"] == "application/problem+json"
     assert refused.headers["retry-after"]
     assert refused.json()["type"] == "urn:tasks-api:problem:service-unavailable"
+    assert refused.json()["request_id"] == refused.headers["x-request-id"]
     assert ACQUIRE_TIMEOUT_SECONDS <= waited < ACQUIRE_TIMEOUT_SECONDS + 2
+    assert anonymous.status_code == 401
+    assert anonymous_waited < ACQUIRE_TIMEOUT_SECONDS
     assert alive.status_code == 200
     assert ready.status_code == 200
+    assert ready_with_token.status_code == 200
     assert edited.status_code == 200
     assert client.get(user.tasks_url, headers=user.headers).status_code == 200
