@@ -243,8 +243,10 @@ page holds its last full run ({results["date"]}). Raw figures: `backend/bench/re
   asked for a 50-task page by {", ".join(f"{c:,}" for c in (32, 1024))} keep-alive connections in a closed
   loop (each sends its next request as soon as it has its answer; in the third scenario, a refused client
   first waits the `Retry-After` the 503 gives, as the API guide asks), {settings.get("overload_duration_s", 0):.0f} s
-  a run after a 3 s warm-up, {settings.get("overload_rounds", 0)} rounds, medians; `/healthz` and `/readyz`
-  asked every 100 ms meanwhile on connections of their own. A request waits at most
+  a run after a 3 s warm-up, {settings.get("overload_rounds", 0)} rounds, medians, each goodput ratio the
+  median of the rounds' own ratios; `/healthz` and `/readyz` asked every 100 ms meanwhile on connections
+  of their own. The baseline is run the same way at 32 and 1,024 connections, for what the bare stack
+  keeps. A request waits at most
   `DB_ACQUIRE_TIMEOUT_SECONDS` ({settings.get("db_acquire_timeout_s", 0)} s) for a connection, then gets a 503.
   The load comes from a small uvloop client rather than wrk, which gives one latency for answers and
   refusals together.
@@ -277,8 +279,8 @@ connections at least {TARGET_OVERLOAD_GOODPUT_RATIO:.0%} of that at 32, p99 of t
 
 The load is a closed loop: a client whose request is refused sends the next one at once. With a wait
 bounded by T, the requests that are not served come back about 1/T times a second each, and each
-refusal costs the worker a request's fixed part: reading and parsing it, authentication, the 503 from
-the door and its log line (about a tenth of a 50-task page in the app, plus uvicorn's and the kernel's
+refusal costs the worker a request's fixed part: reading and parsing it, authentication, routing, the
+503 and its log line (about an eighth of a 50-task page in the app, plus uvicorn's and the kernel's
 share). A shorter T refuses more often; a longer one lets the answered requests wait past the 1 s
 bound. The worker runs at 100% of a core in every scenario, so goodput is what a core serves.
 

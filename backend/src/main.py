@@ -17,7 +17,6 @@ from fastapi_offline import FastAPIOffline
 from src.api import health, metrics
 from src.api.access import GuardedRoute, check_every_route_is_guarded, guard_new_routes
 from src.api.middleware import (
-    AdmissionMiddleware,
     AuthenticationMiddleware,
     BodySizeLimitMiddleware,
     RequestContextMiddleware,
@@ -127,8 +126,7 @@ async def _stop(task: asyncio.Task[None]) -> None:
 
 
 def _install_middleware(app: FastAPI, settings: Settings) -> None:
-    """The last added runs first: CORS, request context, body size, authentication, admission."""
-    app.add_middleware(AdmissionMiddleware, router=app.router)
+    """The last added runs first: CORS, request context, body size, authentication."""
     app.add_middleware(AuthenticationMiddleware)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_body_bytes)
     app.add_middleware(

@@ -20,8 +20,10 @@ from typing import Any, ClassVar
 from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.routing import BaseRoute
-from starlette.types import Scope
+from starlette.types import Receive, Scope, Send
 
+from src.api.problems import RETRY_AFTER_SECONDS, ProblemType, send_problem
+from src.core.database import Database, DatabaseBusyError
 from src.core.errors import DomainError, MissingCredentialsError, PermissionDeniedError
 
 # Set by AuthenticationMiddleware in the request's `scope["state"]`: the verified subject (a user id), or why
@@ -51,11 +53,10 @@ def authorize(scope: Scope) -> str:
 
 
 class GuardedRoute(APIRoute):
-    """A route for authenticated callers only (the default), documented as needing the bearer token. Its
-    caller holds a database slot for the request's work, taken at the door (`AdmissionMiddleware`), so a
-    request the service cannot serve soon is refused before FastAPI builds anything for it, and public
-    routes (probes, docs) never queue behind it. A route that takes a body accepts `application/json` (or
-    a `+json` type) only: else a 415, before the body is read."""
+    """A route for authenticated callers only (the default), documented as needing the bearer token. An
+    authenticated call holds a database slot for its whole work, taken as routing hands the request to
+    the route, before FastAPI builds anything for it (`handle`). A route that takes a body accepts
+    `application/json` (or a `+json` type) only: else a 415, before the body is read."""
 
     public: ClassVar[bool] = False
 
@@ -63,6 +64,31 @@ class GuardedRoute(APIRoute):
         if not self.public:
             options["openapi_extra"] = {"security": BEARER_SECURITY, **(options.get("openapi_extra") or {})}
         super().__init__(path, endpoint, **options)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Waits for the request's database slot (src/core/database.py), at most `DB_ACQUIRE_TIMEOUT_SECONDS`,
+        else answers 503 with `Retry-After`. Here, once routing has chosen the route and before FastAPI
+        builds the request, a waiting request holds little and a refusal costs a tenth of a served page
+        (docs/design.md). A call without a verified caller (a 401), to a public route or with a method
+        the route does not serve (a 405) needs no slot."""
+        if self.public or CALLER not in scope.get("state", ()) or scope["method"] not in (self.methods or ()):
+            await super().handle(scope, receive, send)
+            return
+        database: Database = scope["app"].state.database
+        try:
+            admission = await database.admit()
+        except DatabaseBusyError as busy:
+            await send_problem(
+                send,
+                503,
+                title="Service Unavailable",
+                detail=busy.detail,
+                type_=ProblemType.UNAVAILABLE,
+                headers={"Retry-After": RETRY_AFTER_SECONDS},
+            )
+            return
+        async with admission:
+            await super().handle(scope, receive, send)
 
     def get_route_handler(self) -> Handler:
         handler = super().get_route_handler()
@@ -76,11 +102,6 @@ class GuardedRoute(APIRoute):
             return await handler(request)
 
         return authorized
-
-
-def is_private(route: BaseRoute | None) -> bool:
-    """Whether a route is one of the app's private routes (those that work on a user's data)."""
-    return isinstance(route, GuardedRoute) and not route.public
 
 
 class PublicRoute(GuardedRoute):

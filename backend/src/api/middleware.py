@@ -1,5 +1,4 @@
-"""Pure ASGI middleware (no per-request task or thread): request ids, access log, last-resort 500, body
-cap, authentication, admission to the database."""
+"""Pure ASGI middleware (no per-request task or thread): request ids, access log, last-resort 500, body cap."""
 
 from __future__ import annotations
 
@@ -9,13 +8,11 @@ import time
 from typing import Any
 
 from starlette.exceptions import HTTPException
-from starlette.routing import Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from src.api.access import CALLER, CALLER_REFUSED, is_private
-from src.api.problems import PROBLEM_MEDIA_TYPE, RETRY_AFTER_SECONDS, ProblemType, problem_body
-from src.api.route_index import RouteIndex, route_matching
-from src.core.database import Database, DatabaseBusyError
+from src.api.access import CALLER, CALLER_REFUSED
+from src.api.problems import ProblemType, send_problem
+from src.api.route_index import RouteIndex
 from src.core.errors import DomainError, MissingCredentialsError
 from src.core.logging import request_events_var, request_id_var
 from src.core.metrics import observe_request
@@ -84,7 +81,7 @@ class RequestContextMiddleware:
             error_logger.exception("unhandled error")
             if response_started:
                 raise
-            await _send_problem(
+            await send_problem(
                 send_with_request_id,
                 500,
                 title="Internal Server Error",
@@ -114,25 +111,6 @@ class RequestContextMiddleware:
             observe_request(scope["method"], route, status, seconds)
 
 
-async def _send_problem(
-    send: Send,
-    status: int,
-    *,
-    title: str,
-    detail: str,
-    type_: str = ProblemType.HTTP,
-    extra_headers: tuple[tuple[bytes, bytes], ...] = (),
-) -> None:
-    body = problem_body(status, title=title, detail=detail, type_=type_)
-    headers = [
-        (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
-        (b"content-length", str(len(body)).encode()),
-        *extra_headers,
-    ]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
 class BodySizeLimitMiddleware:
     """Refuses bodies over the limit with 413: at once when Content-Length says so, else as soon as the
     streamed bytes pass it, so an oversized body is never read whole."""
@@ -147,7 +125,7 @@ class BodySizeLimitMiddleware:
             return
         declared = _header(scope, b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await _send_problem(send, 413, title="Content Too Large", detail=self._detail)
+            await send_problem(send, 413, title="Content Too Large", detail=self._detail)
             return
         if (
             scope.get("http_version") in _LENGTH_FRAMED
@@ -200,46 +178,6 @@ class AuthenticationMiddleware:
             raise MissingCredentialsError("a bearer token is required")
         verifier: TokenVerifier = scope["app"].state.token_verifier
         return await verifier.verify(token.strip())
-
-
-class AdmissionMiddleware:
-    """Where a request waits for its database slot (src/core/database.py): at the door, as soon as
-    authentication has named its caller and routing would choose a private route for it, before FastAPI
-    builds anything for it. Past `DB_ACQUIRE_TIMEOUT_SECONDS` it is answered 503 with `Retry-After` from
-    here. Under overload most of a worker's requests are waiting or being refused: here a waiting request
-    holds little, and a refusal costs about half of what it cost once the route had been entered
-    (docs/design.md). A request without a verified caller takes no slot: its route answers 401 at once.
-
-    Only the app's own private routes (`is_private`) are admitted here; anything else that opens a
-    connection takes its slot as it connects, so the pool's bound holds either way."""
-
-    def __init__(self, app: ASGIApp, *, router: Router) -> None:
-        self.app = app
-        self.router = router
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] != "http"
-            or CALLER not in scope.get("state", ())
-            or not is_private(route_matching(self.router.routes, scope))
-        ):
-            await self.app(scope, receive, send)
-            return
-        database: Database = scope["app"].state.database
-        try:
-            admission = await database.admit()
-        except DatabaseBusyError as busy:
-            await _send_problem(
-                send,
-                503,
-                title="Service Unavailable",
-                detail=busy.detail,
-                type_=ProblemType.UNAVAILABLE,
-                extra_headers=((b"retry-after", RETRY_AFTER_SECONDS.encode()),),
-            )
-            return
-        async with admission:
-            await self.app(scope, receive, send)
 
 
 # Every HTML page the service serves (the docs) may load only the service's own scripts, styles and images,

@@ -16,6 +16,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
+from starlette.types import Send
 
 from src.core.errors import (
     AuthenticationError,
@@ -90,6 +91,27 @@ def problem_body(
     if errors is not None:
         body["errors"] = errors
     return json.dumps(body, ensure_ascii=False).encode()
+
+
+async def send_problem(
+    send: Send,
+    status: int,
+    *,
+    title: str,
+    detail: str,
+    type_: str = ProblemType.HTTP,
+    headers: dict[str, str] | None = None,
+) -> None:
+    """A problem answered straight on the ASGI `send`, where there is no response object to return (the
+    middleware, a route refusing before FastAPI has built the request)."""
+    body = problem_body(status, title=title, detail=detail, type_=type_)
+    raw_headers = [
+        (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
+        (b"content-length", str(len(body)).encode()),
+        *((name.lower().encode(), value.encode()) for name, value in (headers or {}).items()),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def problem_response(

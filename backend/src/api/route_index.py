@@ -4,12 +4,9 @@ prefix changes neither."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
-from starlette.routing import BaseRoute, Match
-from starlette.types import Scope
+from starlette.routing import BaseRoute
 
 
 class RouteIndex:
@@ -33,14 +30,3 @@ class RouteIndex:
         template = self.template_of(route)
         methods = self._methods.get(template, set()) if template is not None else set()
         return sorted(methods or getattr(route, "methods", None) or ())
-
-
-def route_matching(routes: Sequence[BaseRoute], scope: Scope) -> BaseRoute | None:
-    """The first route that matches the request whole (path and method), by Starlette's public
-    `BaseRoute.matches`: the route the router will choose. None when only a path matches (a 405) or
-    nothing does (a 404)."""
-    for route in routes:
-        match, _ = route.matches(scope)
-        if match is Match.FULL:
-            return route
-    return None

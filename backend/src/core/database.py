@@ -391,11 +391,11 @@ class Database:
     The pool's connections are handed out through as many slots, in arrival order: SQLAlchemy's pool lets
     a newcomer take a freed connection ahead of requests already waiting, which under load left some
     waiting for seconds. A request takes its slot before any of its work (`admit()`, called by
-    `AdmissionMiddleware` as soon as the request is known to be an authenticated call of a private
-    route), waits for it at most `DB_ACQUIRE_TIMEOUT_SECONDS`, and is otherwise refused (DatabaseBusyError,
-    a 503): under overload the service answers in bounded time or says no, and a request it says no to
-    has cost little. A connection opened without a slot (work outside a request, such as the purges)
-    takes one itself, so the pool is never asked for more than it has.
+    `GuardedRoute.handle` for an authenticated call of a private route), waits for it at most
+    `DB_ACQUIRE_TIMEOUT_SECONDS`, and is otherwise refused (DatabaseBusyError, a 503): under overload the
+    service answers in bounded time or says no, and a request it says no to has cost little. A connection
+    opened without a slot (work outside a request, such as the purges) takes one itself, so the pool is
+    never asked for more than it has.
 
     The readiness probe has a connection of its own (`probe_engine`), so a busy instance is not taken
     for a dead one."""

@@ -1,6 +1,7 @@
 """When every database connection is busy: a request waits a bounded time, then gets a 503 problem with
-Retry-After; a request without credentials is not queued (its 401 comes at once); the probes still
-answer, and readiness does not take a busy instance for a dead one."""
+Retry-After; a request without credentials or with a method the route does not serve is not queued (its
+401 or 405 comes at once); the probes still answer, and readiness does not take a busy instance for a
+dead one."""
 
 from __future__ import annotations
 
@@ -49,6 +50,7 @@ def test_a_request_that_cannot_get_a_connection_in_time_is_a_503_and_the_probes_
         started = time.monotonic()
         anonymous = client.get(user.tasks_url)
         anonymous_waited = time.monotonic() - started
+        not_allowed = client.put(user.tasks_url, json={}, headers=user.headers)  # a 405 needs no connection
         alive = client.get("/healthz")
         ready = client.get("/readyz")
         ready_with_token = client.get("/readyz", headers=user.headers)  # a public route never queues
@@ -63,6 +65,7 @@ def test_a_request_that_cannot_get_a_connection_in_time_is_a_503_and_the_probes_
     assert ACQUIRE_TIMEOUT_SECONDS <= waited < ACQUIRE_TIMEOUT_SECONDS + 2
     assert anonymous.status_code == 401
     assert anonymous_waited < ACQUIRE_TIMEOUT_SECONDS
+    assert not_allowed.status_code == 405
     assert alive.status_code == 200
     assert ready.status_code == 200
     assert ready_with_token.status_code == 200
