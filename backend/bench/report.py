@@ -280,20 +280,19 @@ connections at least {TARGET_OVERLOAD_GOODPUT_RATIO:.0%} of that at 32, p99 of t
 The load is a closed loop: a client whose request is refused sends the next one at once. With a wait
 bounded by T, the requests that are not served come back about 1/T times a second each, and each
 refusal costs the worker a request's fixed part: reading and parsing it, authentication, routing, the
-503 and its log line (about an eighth of a 50-task page in the app, plus uvicorn's and the kernel's
-share). A shorter T refuses more often; a longer one lets the answered requests wait past the 1 s
-bound. The worker runs at 100% of a core in every scenario, so goodput is what a core serves.
+503 and its log line (about an eighth of a 50-task page in the app, `bench.request_cost`, plus
+uvicorn's and the kernel's share). A shorter T refuses more often; a longer one lets the answered
+requests wait past the 1 s bound. The worker runs at 100% of a core in every scenario, so goodput is what a core serves.
 
-Most of what is lost at 1,024 connections is not the refusals but the extra cost per answer with a
-thousand requests in flight: measured with the worker's CPU time per answer, it rises by a fifth to a
-third at 1,024 connections even when the machine is fast enough that nothing is refused. It is the
-stack's, not the service's: the baseline rows run the bare stack (uvicorn, asyncio, psycopg's pool,
-no framework, no auth, no logging, no refusals) under the same load, and a trivial ASGI app that spends
-0.4 ms of CPU per request behind a 10-slot semaphore, with no database at all, kept 81% to 88% of its
-goodput at 1,024 connections on this machine. More goodput under such load comes from more workers or
-hosts (each worker has its own pool and its own queue), or a proxy in front that holds the excess. A
-client that honours `Retry-After` does not come straight back: the third scenario measures clients
-that wait as the 503 asks.
+The baseline rows show the other side of the trade: the bare stack never refuses, so every client waits
+its turn and its p99 goes past 1 s; what goodput it keeps is the figure above. The service keeps the
+answered p99 under the bound by refusing, and with clients that retry at once that is about one refusal
+for every answer on this machine. Clients that honour `Retry-After` come back less often, yet their
+goodput here is no higher: their rounds ranged widely (52% to 101% in one run), and what the refusals
+do not explain is the cost of each answer with hundreds of requests parked mid-stack (parsed,
+authenticated, routed, each with its timer), whereas the baseline's requests wait at the pool holding
+almost nothing. More goodput under such load comes from more workers or hosts (each worker has its own pool
+and its own queue), or a proxy in front that holds the excess.
 
 The probes are asked on keep-alive connections; the first answer on a connection opened while the
 worker is saturated can take a second or more, so a load balancer should keep its probe connections.
@@ -304,6 +303,7 @@ worker is saturated can take a second or more, so a load balancer should keep it
 sudo apt-get install wrk          # Debian's package
 make bench                        # BENCH_DATABASE_URL defaults to the local server's tasks_bench database
 make bench BENCH_ARGS="--operations get,create --rounds 2 --skip-scale"   # a quicker partial run
+cd backend && .venv/bin/python -m bench.request_cost 2>/dev/null   # CPU a request: served, refused, 401
 ```
 
 A partial run prints its table and saves `results/<date>-partial.json`; only a full run rewrites this page.
