@@ -285,13 +285,13 @@ uvicorn's and the kernel's share). A shorter T refuses more often; a longer one 
 requests wait past the 1 s bound. The worker runs at 100% of a core in every scenario, so goodput is what a core serves.
 
 The baseline rows show the other side of the trade: the bare stack never refuses, so every client waits
-its turn and its p99 goes past 1 s; what goodput it keeps is the figure above. The service keeps the
-answered p99 under the bound by refusing, and with clients that retry at once that is about one refusal
-for every answer on this machine. Clients that honour `Retry-After` come back less often, yet their
-goodput here is no higher: their rounds ranged widely (52% to 101% in one run), and what the refusals
-do not explain is the cost of each answer with hundreds of requests parked mid-stack (parsed,
-authenticated, routed, each with its timer), whereas the baseline's requests wait at the pool holding
-almost nothing. More goodput under such load comes from more workers or hosts (each worker has its own pool
+its turn and its p99 reaches 1 s or more. The service keeps the answered p99 under the bound by
+refusing, and with clients that retry at once that is one refusal for every one or two answers on this
+machine. Clients that honour `Retry-After` come back less often, yet their goodput is hardly higher,
+and their rounds vary widely from run to run: what the refusals do not explain is the cost of each
+answer with hundreds of requests in flight, which the baseline pays too (the figure above), though its
+waiting requests, parked at the pool, hold less than the service's (parsed, authenticated, routed, each
+with its timer). More goodput under such load comes from more workers or hosts (each worker has its own pool
 and its own queue), or a proxy in front that holds the excess.
 
 The probes are asked on keep-alive connections; the first answer on a connection opened while the
