@@ -22,7 +22,7 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.routing import BaseRoute
 from starlette.types import Receive, Scope, Send
 
-from src.api.problems import RETRY_AFTER_SECONDS, ProblemType, send_problem
+from src.api.problems import send_domain_problem
 from src.core.database import Database, DatabaseBusyError
 from src.core.errors import DomainError, MissingCredentialsError, PermissionDeniedError
 
@@ -68,7 +68,7 @@ class GuardedRoute(APIRoute):
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Waits for the request's database slot (src/core/database.py), at most `DB_ACQUIRE_TIMEOUT_SECONDS`,
         else answers 503 with `Retry-After`. Here, once routing has chosen the route and before FastAPI
-        builds the request, a waiting request holds little and a refusal costs a tenth of a served page
+        builds the request, a waiting request holds little and a refusal costs an eighth of a served page
         (docs/design.md). A call without a verified caller (a 401), to a public route or with a method
         the route does not serve (a 405) needs no slot."""
         if self.public or CALLER not in scope.get("state", ()) or scope["method"] not in (self.methods or ()):
@@ -78,14 +78,7 @@ class GuardedRoute(APIRoute):
         try:
             admission = await database.admit()
         except DatabaseBusyError as busy:
-            await send_problem(
-                send,
-                503,
-                title="Service Unavailable",
-                detail=busy.detail,
-                type_=ProblemType.UNAVAILABLE,
-                headers={"Retry-After": RETRY_AFTER_SECONDS},
-            )
+            await send_domain_problem(send, busy)
             return
         async with admission:
             await super().handle(scope, receive, send)
