@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import http.client
 import multiprocessing
+import os
 import statistics
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import uvloop
@@ -24,9 +26,27 @@ _HEAD_END = b"\r\n\r\n"
 _LAST_CHUNK = b"\r\n0\r\n\r\n"
 
 
+@dataclass(frozen=True)
+class CpuReading:
+    """The worker's CPU time and the machine's stolen time (what the hypervisor gave other guests), from
+    /proc, in seconds."""
+
+    worker: float
+    stolen: float
+    machine: float
+
+    @classmethod
+    def now(cls, pid: int) -> CpuReading:
+        ticks = os.sysconf("SC_CLK_TCK")
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        machine = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        return cls((int(fields[11]) + int(fields[12])) / ticks, machine[7] / ticks, sum(machine[:8]) / ticks)
+
+
 @dataclass
 class Tally:
     window: tuple[float, float]
+    cpu: list[CpuReading] = field(default_factory=list)  # at the window's start and end
     answered_ms: list[float] = field(default_factory=list)
     refused: int = 0
     other_status: dict[int, int] = field(default_factory=dict)
@@ -160,6 +180,7 @@ async def _drive(
     give_up: float,
     probes: list[str],
     honour_retry_after: bool,
+    worker_pid: int | None,
 ) -> Tally:
     loop = asyncio.get_running_loop()
     start = time.monotonic() + warmup
@@ -179,18 +200,12 @@ async def _drive(
     ]
     for prober in probers:
         prober.start()
-    lost: set[int] = set()
-    while time.monotonic() < start + seconds:
-        await asyncio.sleep(0.25)
-        now = time.monotonic()
-        for index, client in enumerate(clients):
-            if client.closed.done():
-                if index not in lost and tally.counts(now):
-                    tally.errors += 1  # a connection the service closed or reset
-                lost.add(index)
-            elif not client.waiting and now - client.sent_at > give_up and tally.counts(client.sent_at):
-                tally.timeouts += 1
-                client.sent_at = now  # counted once
+    await asyncio.sleep(max(0.0, start - time.monotonic()))
+    if worker_pid is not None:
+        tally.cpu.append(CpuReading.now(worker_pid))
+    await _watch(clients, tally, give_up)
+    if worker_pid is not None:
+        tally.cpu.append(CpuReading.now(worker_pid))
     for client in clients:
         if client.transport is not None:
             client.transport.close()
@@ -201,6 +216,24 @@ async def _drive(
     for prober in probers:
         prober.join()
     return tally
+
+
+async def _watch(clients: list[_Client], tally: Tally, give_up: float) -> None:
+    """Until the window ends, counts the connections the service closed or reset and the requests
+    unanswered after `give_up` seconds."""
+    lost: set[int] = set()
+    end = tally.window[1]
+    while time.monotonic() < end:
+        await asyncio.sleep(min(0.25, max(0.0, end - time.monotonic())))
+        now = time.monotonic()
+        for index, client in enumerate(clients):
+            if client.closed.done():
+                if index not in lost and tally.counts(now):
+                    tally.errors += 1  # a connection the service closed or reset
+                lost.add(index)
+            elif not client.waiting and now - client.sent_at > give_up and tally.counts(client.sent_at):
+                tally.timeouts += 1
+                client.sent_at = now  # counted once
 
 
 def _percentile(values: list[float], percent: float) -> float:
@@ -221,13 +254,24 @@ def run(
     timeout: float = 10,
     probes: tuple[str, ...] = ("/healthz", "/readyz"),
     honour_retry_after: bool = False,
+    worker_pid: int | None = None,
 ) -> dict[str, Any]:
     """Goodput (2xx a second), p50 and p99 of the 2xx answers, refusals (503), anything else, client-side
-    connection errors and timeouts, and the health probes' p99 and worst latency, over `seconds`."""
+    connection errors and timeouts, and the health probes' p99 and worst latency, over `seconds`. Given
+    the worker's process id, also the worker's CPU time per 2xx answer (refusals included: what each
+    answer cost, all told) and the share of the machine's CPU time the hypervisor gave elsewhere."""
     request = _request("GET", path, {"Authorization": f"Bearer {token}"})
-    drive = _drive(port, request, connections, warmup, seconds, timeout, list(probes), honour_retry_after)
+    drive = _drive(port, request, connections, warmup, seconds, timeout, list(probes), honour_retry_after, worker_pid)
     tally = uvloop.run(drive)
-    return {
+    cpu: dict[str, float] = {}
+    if len(tally.cpu) == 2 and tally.answered_ms:
+        start, end = tally.cpu
+        cpu = {
+            "worker_cpu_ms_per_answer": (end.worker - start.worker) / len(tally.answered_ms) * 1000,
+            "worker_cpu_share": (end.worker - start.worker) / seconds,
+            "stolen_share": (end.stolen - start.stolen) / max(end.machine - start.machine, 1e-9),
+        }
+    return cpu | {
         "connections": connections,
         "seconds": seconds,
         "goodput_rps": len(tally.answered_ms) / seconds,

@@ -88,8 +88,8 @@ def overload_table(results: dict[str, Any]) -> str:
     overload = results["overload"]
     lines = [
         "| connections | goodput (2xx/s) | answered p50 / p99 ms | refused (503) | client errors / timeouts "
-        "| probes p99 / worst ms | probe failures |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+        "| probes p99 / worst ms | probe failures | worker CPU a 2xx, ms | CPU stolen |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for scenario, figures in overload["connections"].items():
         asked = figures["refused_503"] + figures["answered"]
@@ -99,13 +99,13 @@ def overload_table(results: dict[str, Any]) -> str:
             f"| {label} | {figures['goodput_rps']:,.0f} | {figures['p50_ms']:,.0f} / "
             f"{figures['p99_ms']:,.0f} | {figures['refused_503']:,} of {asked:,} | "
             f"{figures['client_errors']} / {figures['client_timeouts']} | {figures['probe_p99_ms']:.1f} / "
-            f"{figures['probe_max_ms']:.1f} | {figures['probe_failures']} |"
+            f"{figures['probe_max_ms']:.1f} | {figures['probe_failures']} | {_cpu_columns(figures)} |"
         )
     for scenario, figures in overload.get("baseline", {}).items():
         lines.append(
             f"| {int(scenario.split()[-1]):,}, baseline (never refuses) | {figures['goodput_rps']:,.0f} | "
             f"{figures['p50_ms']:,.0f} / {figures['p99_ms']:,.0f} | - | {figures['client_errors']} / "
-            f"{figures['client_timeouts']} | - | - |"
+            f"{figures['client_timeouts']} | - | - | {_cpu_columns(figures)} |"
         )
     busiest = [figures for scenario, figures in overload["connections"].items() if scenario != "32"]
     p99 = max(figures["p99_ms"] for figures in busiest)
@@ -127,7 +127,20 @@ def overload_table(results: dict[str, Any]) -> str:
             f"{overload['baseline_goodput_ratio']:.0%} of its goodput at 1,024 connections (no refusals: every "
             "request waits for the pool, however long)."
         )
+    if "cpu_per_answer_ratio" in overload:
+        lines.append(
+            f"\nWhat a 2xx answer costs the worker at 1,024 connections against 32 (its CPU time over the "
+            f"answers, refusals included): {overload['cpu_per_answer_ratio']:.2f}x for the service when clients "
+            f"retry at once, {overload['cpu_per_answer_ratio_retry_after']:.2f}x when they wait the Retry-After, "
+            f"{overload['baseline_cpu_per_answer_ratio']:.2f}x for the baseline."
+        )
     return "\n".join(lines)
+
+
+def _cpu_columns(figures: dict[str, Any]) -> str:
+    if "worker_cpu_ms_per_answer" not in figures:
+        return "- | -"
+    return f"{figures['worker_cpu_ms_per_answer']:.2f} | {figures['stolen_share']:.1%}"
 
 
 def migration_section() -> str:
@@ -284,15 +297,27 @@ refusal costs the worker a request's fixed part: reading and parsing it, authent
 uvicorn's and the kernel's share). A shorter T refuses more often; a longer one lets the answered
 requests wait past the 1 s bound. The worker runs at 100% of a core in every scenario, so goodput is what a core serves.
 
+The last two columns say what each answer cost and whether the machine stayed the same: the worker's
+CPU time over the run divided by its 2xx answers (so the refusals' cost is in it), and the share of the
+machine's CPU time its hypervisor gave to other guests. A run with a tenth or more stolen measured a
+slower machine as much as the service.
+
 The baseline rows show the other side of the trade: the bare stack never refuses, so every client waits
 its turn and its p99 reaches 1 s or more. The service keeps the answered p99 under the bound by
-refusing, and with clients that retry at once that is one refusal for every one or two answers on this
-machine. Clients that honour `Retry-After` come back less often, yet their goodput is hardly higher,
-and their rounds vary widely from run to run: what the refusals do not explain is the cost of each
-answer with hundreds of requests in flight, which the baseline pays too (the figure above), though its
-waiting requests, parked at the pool, hold less than the service's (parsed, authenticated, routed, each
-with its timer). More goodput under such load comes from more workers or hosts (each worker has its own pool
-and its own queue), or a proxy in front that holds the excess.
+refusing; with clients that retry at once that is one refusal for every one or two answers on this
+machine, and with clients that honour `Retry-After` a fraction of that.
+
+What the refusals do not explain is that an answer costs more CPU with a thousand requests in flight
+than with 32 (the ratios under the table), and the baseline pays that too, with no refusal, no
+framework and no timer: only uvicorn, the pool's queue and the query. It is not where the service parks
+its waiting requests: with the slot taken at the ASGI entrance, before any middleware (a trial, not
+kept), an answer at 1,024 connections still cost more CPU than at 32 by as much as without the trial
+(about a third more in both, in alternating 6 s runs, refusals included); and a sampling profile of the
+two loads shows the extra time spread over the whole stack, not in any one function. Most likely it is
+the price of a thousand open connections and their requests in one process, whose state no longer
+stays in the core's caches. More goodput under such load comes from more workers or hosts (each worker
+has its own pool and its own queue), or a proxy in front that keeps a bounded number of connections to
+each worker and holds the excess on its side.
 
 The probes are asked on keep-alive connections; the first answer on a connection opened while the
 worker is saturated can take a second or more, so a load balancer should keep its probe connections.

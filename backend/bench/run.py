@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import shutil
 import signal
@@ -47,6 +48,8 @@ CURSOR_SECRET = "bench-cursor-secret-that-is-long-enough-000"
 OPERATIONS = ["list", "get", "create", "patch", "toggle"]
 # name: (connections, whether the clients wait the Retry-After of a 503 before asking again)
 OVERLOAD_SCENARIOS = {"32": (32, False), "1024": (1024, False), "1024 retry-after": (1024, True)}
+OVERLOAD_MEDIANS = ("goodput_rps", "p50_ms", "p99_ms", "probe_p99_ms", "probe_max_ms")
+CPU_FIGURES = ("worker_cpu_ms_per_answer", "worker_cpu_share", "stolen_share")
 BASELINE_SCENARIOS = {"baseline 32": (32, False), "baseline 1024": (1024, False)}
 ACQUIRE_TIMEOUT_DEFAULT = Settings.model_fields["db_acquire_timeout_seconds"].default
 HEAVY_SIZES = [1_000, 100_000, 1_000_000]
@@ -377,9 +380,10 @@ def overloaded(service: App, baseline: App, args: argparse.Namespace) -> dict[st
     as a proxy's pooled connections would be), with the health probes asked every 100 ms throughout; at
     1,024 twice: clients that retry a refusal at once, and clients that wait the Retry-After the 503 asks
     for. Then the baseline at 32 and 1,024 (it never refuses: every request waits for the pool), for what
-    the bare stack itself keeps with a thousand requests in flight. Figures are medians over the rounds;
-    each goodput ratio is the median over the rounds of that round's 1,024/32 ratio, as for the
-    operations."""
+    the bare stack itself keeps with a thousand requests in flight. Each run also reads, from /proc, the
+    worker's CPU time per answer and the share of the machine's time the hypervisor gave elsewhere, so a
+    reader can tell a cost of the load from a slower machine. Figures are medians over the rounds; each
+    ratio is the median over the rounds of that round's 1,024/32 ratio, as for the operations."""
     user = regular_user(0)
     path = f"/api/v1/users/{user}/tasks"
     runs: dict[str, list[dict[str, Any]]] = {scenario: [] for scenario in (*OVERLOAD_SCENARIOS, *BASELINE_SCENARIOS)}
@@ -396,19 +400,23 @@ def overloaded(service: App, baseline: App, args: argparse.Namespace) -> dict[st
                 seconds=args.overload_duration,
                 honour_retry_after=honour_retry_after,
                 probes=("/healthz", "/readyz") if app is service else (),
+                worker_pid=app.process.pid,
             )
             runs[scenario].append(figures)
             print(
                 f"overload round {round_number} {scenario:>18}: goodput {figures['goodput_rps']:7.0f}/s  "
                 f"p50 {figures['p50_ms']:7.1f} ms  p99 {figures['p99_ms']:7.1f} ms  503 {figures['refused_503']:6d}  "
                 f"client errors {figures['client_errors'] + figures['client_timeouts']}  "
-                f"probes p99 {figures['probe_p99_ms']:.1f} ms, worst {figures['probe_max_ms']:.1f} ms",
+                f"probes p99 {figures['probe_p99_ms']:.1f} ms, worst {figures['probe_max_ms']:.1f} ms  "
+                f"worker CPU {figures.get('worker_cpu_share', math.nan):.0%}, "
+                f"{figures.get('worker_cpu_ms_per_answer', math.nan):.2f} ms an answer  "
+                f"stolen {figures.get('stolen_share', math.nan):.1%}",
                 flush=True,
             )
     summary = {
         scenario: {
             key: statistics.median(run[key] for run in scenario_runs)
-            for key in ("goodput_rps", "p50_ms", "p99_ms", "probe_p99_ms", "probe_max_ms")
+            for key in (*OVERLOAD_MEDIANS, *(key for key in CPU_FIGURES if key in scenario_runs[0]))
         }
         | {
             key: sum(run[key] for run in scenario_runs)
@@ -417,12 +425,18 @@ def overloaded(service: App, baseline: App, args: argparse.Namespace) -> dict[st
         for scenario, scenario_runs in runs.items()
     }
 
-    def ratio(busy: str, calm: str) -> float:
+    def ratio(busy: str, calm: str, key: str = "goodput_rps") -> float:
         pairs = zip(runs[busy], runs[calm], strict=True)
-        ratios: list[float] = [high["goodput_rps"] / low["goodput_rps"] for high, low in pairs]
+        ratios: list[float] = [high.get(key, math.nan) / low.get(key, math.nan) for high, low in pairs]
         return statistics.median(ratios)
 
+    cost_per_answer = "worker_cpu_ms_per_answer"
     return {
+        # What an answer costs the worker at 1,024 connections against 32: above 1, each answer costs more
+        # with a thousand requests in flight (refusals included for the service).
+        "cpu_per_answer_ratio": ratio("1024", "32", cost_per_answer),
+        "cpu_per_answer_ratio_retry_after": ratio("1024 retry-after", "32", cost_per_answer),
+        "baseline_cpu_per_answer_ratio": ratio("baseline 1024", "baseline 32", cost_per_answer),
         "connections": {scenario: summary[scenario] for scenario in OVERLOAD_SCENARIOS},
         "baseline": {scenario: summary[scenario] for scenario in BASELINE_SCENARIOS},
         "goodput_ratio": ratio("1024", "32"),
