@@ -166,10 +166,11 @@ the most). Rows the previous version wrote after the search columns were filled:
 def scale_table(results: dict[str, Any]) -> str:
     sizes = [str(size) for size in results["settings"]["heavy_sizes"]]
     header = " | ".join(f"{int(size):,} tasks" for size in sizes)
+    lengths: dict[str, Any] = results.get("scale_page_lengths", {})
     lines = [
         f"| sort or filter | page | p50 ms at {header} | ratio {int(sizes[-1]):,} / {int(sizes[0]):,} "
-        "| within target |",
-        "|---|---|" + "---:|" * len(sizes) + "---:|---|",
+        "| within target |" + (" entries on the page |" if lengths else ""),
+        "|---|---|" + "---:|" * len(sizes) + "---:|---|" + ("---:|" if lengths else ""),
     ]
     for sort, pages in results["scale"].items():
         for page, by_size in pages.items():
@@ -178,7 +179,10 @@ def scale_table(results: dict[str, Any]) -> str:
             target = TARGET_SCALE_RATIO if sort in FIRST_SORTS else TARGET_NEW_SHAPE_SCALE_RATIO
             why_not = results.get("scale_outside_target", {}).get(sort)
             verdict = f"shown, not held to it: {why_not}" if why_not else f"{_mark(ratio <= target)} ({target}x)"
-            lines.append(f"| `{sort}` | {page} | {cells} | {ratio:.2f} | {verdict} |")
+            row = f"| `{sort}` | {page} | {cells} | {ratio:.2f} | {verdict} |"
+            if lengths:
+                row += " " + " / ".join(str(lengths[sort][page][size]) for size in sizes) + " |"
+            lines.append(row)
     return "\n".join(lines)
 
 
@@ -264,12 +268,15 @@ page holds its last full run ({results["date"]}). Raw figures: `backend/bench/re
   The load comes from a small uvloop client rather than wrk, which gives one latency for answers and
   refusals together.
 - **Scale**: one user with {", ".join(f"{size:,}" for size in settings["heavy_sizes"])} tasks; p50 latency
-  (2 connections, {settings.get("scale_duration_s", 3):g} s a run) of the first page and of a page reached by cursor
-  90% deep, for every sort, and, newest first, for a tag on a tenth of the tasks, a priority on a quarter, a
-  word in a tenth of the titles (`milk`) and one in 0.01% (`quokka`: its matches fit on one page), and a
-  one-week due window (about 1.3% of the tasks) soonest first and newest first; and the change feed, polled
-  with the latest token (nothing new) and with a token 50 changes behind. Each figure is the median
-  of {settings.get("scale_rounds", 1)} rounds; a round measures one case at every size back to back.
+  (2 connections, {settings.get("scale_duration_s", 3):g} s a run) of the first page and of a page reached by
+  cursor 90% deep, or as deep as leaves a full page after the cursor (with a tenth of 1,000 tasks
+  matching, 90% deep would leave 10), for every sort, and, newest first, for a tag on a tenth of the
+  tasks, a priority on a quarter, a word in a tenth of the titles (`milk`) and one in 0.01% (`quokka`, no
+  deep page), and a one-week due window (about 1.3% of the tasks) soonest first and newest first; and the
+  change feed, polled with the latest token (nothing new) and with a token 50 changes behind. Each figure
+  is the median of {settings.get("scale_rounds", 1)} rounds; a round measures one case at every size back
+  to back. The last column says how many entries each page held at each size: a page of 10 costs less
+  to render than one of 50, whatever the list's size.
 - **Machine**: {info["cpu"]}, {info["cores"]} cores, Linux {info["kernel"]}, Python {info["python"]},
   {info["postgresql"]}; {packages}. Client, service, baseline and PostgreSQL share the machine, so
   absolute numbers are low and noisy: read the ratios.
@@ -293,9 +300,10 @@ connections at least {TARGET_OVERLOAD_GOODPUT_RATIO:.0%} of that at 32, p99 of t
 The load is a closed loop: a client whose request is refused sends the next one at once. With a wait
 bounded by T, the requests that are not served come back about 1/T times a second each, and each
 refusal costs the worker a request's fixed part: reading and parsing it, authentication, routing, the
-503 and its log line (about an eighth of a 50-task page in the app, `bench.request_cost`, plus
+503 and its log line (an eighth to a sixth of a 50-task page in the app, `bench.request_cost`, plus
 uvicorn's and the kernel's share). A shorter T refuses more often; a longer one lets the answered
-requests wait past the 1 s bound. The worker runs at 100% of a core in every scenario, so goodput is what a core serves.
+requests wait past the 1 s bound. The worker runs at 100% of a core in every scenario, so goodput is
+what a core serves.
 
 The last two columns say what each answer cost and whether the machine stayed the same: the worker's
 CPU time over the run divided by its 2xx answers (so the refusals' cost is in it), and the share of the
@@ -307,17 +315,17 @@ its turn and its p99 reaches 1 s or more. The service keeps the answered p99 und
 refusing; with clients that retry at once that is one refusal for every one or two answers on this
 machine, and with clients that honour `Retry-After` a fraction of that.
 
-What the refusals do not explain is that an answer costs more CPU with a thousand requests in flight
-than with 32 (the ratios under the table), and the baseline pays that too, with no refusal, no
-framework and no timer: only uvicorn, the pool's queue and the query. It is not where the service parks
-its waiting requests: with the slot taken at the ASGI entrance, before any middleware (a trial, not
-kept), an answer at 1,024 connections still cost more CPU than at 32 by as much as without the trial
-(about a third more in both, in alternating 6 s runs, refusals included); and a sampling profile of the
-two loads shows the extra time spread over the whole stack, not in any one function. Most likely it is
-the price of a thousand open connections and their requests in one process, whose state no longer
-stays in the core's caches. More goodput under such load comes from more workers or hosts (each worker
-has its own pool and its own queue), or a proxy in front that keeps a bounded number of connections to
-each worker and holds the excess on its side.
+The ratios under the table say how much more CPU a 2xx answer costs at 1,024 connections than at 32.
+Part of it is the refusals': at about a fifth of a page each, all told, one and a half refusals an
+answer add about a third of a page to each, a third of a refusal an answer less than a tenth. The rest,
+about a quarter more for each answer, is not where the service parks its waiting requests: with the slot
+taken at the ASGI entrance, before any middleware (a trial, not kept), an answer at 1,024 connections
+still cost as much more than at 32, run for run on one machine; and a sampling profile of the two loads
+shows the extra time spread over the whole stack, not in any one function. The baseline pays less of it,
+between nothing and a fifth from run to run, and what in the service makes the difference while a
+thousand requests wait is not yet known. More goodput under such load comes from more workers or hosts
+(each worker has its own pool and its own queue), or a proxy in front that keeps a bounded number of
+connections to each worker and holds the excess on its side.
 
 The probes are asked on keep-alive connections; the first answer on a connection opened while the
 worker is saturated can take a second or more, so a load balancer should keep its probe connections.

@@ -48,6 +48,7 @@ CURSOR_SECRET = "bench-cursor-secret-that-is-long-enough-000"
 OPERATIONS = ["list", "get", "create", "patch", "toggle"]
 # name: (connections, whether the clients wait the Retry-After of a 503 before asking again)
 OVERLOAD_SCENARIOS = {"32": (32, False), "1024": (1024, False), "1024 retry-after": (1024, True)}
+PAGE_SIZE = 50  # the list's default `limit`
 OVERLOAD_MEDIANS = ("goodput_rps", "p50_ms", "p99_ms", "probe_p99_ms", "probe_max_ms")
 CPU_FIGURES = ("worker_cpu_ms_per_answer", "worker_cpu_share", "stolen_share")
 BASELINE_SCENARIOS = {"baseline 32": (32, False), "baseline 1024": (1024, False)}
@@ -296,19 +297,35 @@ def compare(
 def deep_cursor(
     connection: psycopg.Connection[Any], user_id: str, sort: str, depth: float, case: FilterCase | None = None
 ) -> str:
-    """The cursor of the page `depth` (0 to 1) of the way down the list, found with OFFSET."""
+    """The cursor of the page `depth` (0 to 1) of the way down the list, found with OFFSET; less deep where
+    a full page would not remain after it, so that a deep page holds as many tasks at every size (with a
+    tenth of 1,000 tasks matching, 90% deep would leave 10)."""
     column, direction = SORT_COLUMNS[sort]
     where = f"user_id = %(user)s AND {case.where}" if case else "user_id = %(user)s"
     matches = connection.execute(f"SELECT count(*) FROM tasks WHERE {where}", {"user": user_id}).fetchone()
     assert matches is not None
+    offset = min(int(matches[0] * depth), max(0, matches[0] - PAGE_SIZE - 1))  # the page starts after this row
     row = connection.execute(
         f"SELECT {column}, id FROM tasks WHERE {where} "
         f"ORDER BY {column} IS NULL, {column} {direction}, id {direction} OFFSET %(offset)s LIMIT 1",
-        {"user": user_id, "offset": int(matches[0] * depth)},
+        {"user": user_id, "offset": offset},
     ).fetchone()
     assert row is not None
     shape = ListShape(TaskSort(sort), TaskStatusFilter.ALL, case.filters.digest() if case else None)
     return encode_cursor(PagePosition(row[0], row[1]), key=CURSOR_SECRET.encode(), user_id=user_id, shape=shape)
+
+
+def _page_lengths(service: App, targets: dict[tuple[str, str], dict[int, tuple[str, str]]]) -> dict[str, Any]:
+    """How many entries each scale target's page holds, by case, page and size."""
+    lengths: dict[str, Any] = {}
+    for (name, page), urls in targets.items():
+        for size, (path, _script) in urls.items():
+            token = _token(heavy_user(size))
+            answer = httpx.get(service.base_url + path, headers={"Authorization": f"Bearer {token}"})
+            answer.raise_for_status()
+            entries = next(value for value in answer.json().values() if isinstance(value, list))
+            lengths.setdefault(name, {}).setdefault(page, {})[str(size)] = len(entries)
+    return lengths
 
 
 def sync_token(connection: psycopg.Connection[Any], user_id: str, behind: int) -> str:
@@ -322,10 +339,14 @@ def sync_token(connection: psycopg.Connection[Any], user_id: str, behind: int) -
     return encode_token(token, key=CURSOR_SECRET.encode(), user_id=user_id)
 
 
-def scale(service: App, conninfo: str, heavy: list[int], args: argparse.Namespace) -> dict[str, Any]:
+def scale(
+    service: App, conninfo: str, heavy: list[int], args: argparse.Namespace
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """p50 latency of the first page and of a page 90% deep, for every sort and filter, as one user's list
     grows: the median over `--scale-rounds` rounds, each of which measures one case at every size back to
-    back (in a rotated order), so that drift on a noisy machine hits the sizes of a case alike.
+    back (in a rotated order), so that drift on a noisy machine hits the sizes of a case alike. Also how
+    many tasks (or changes) each measured page holds at each size: pages of unequal length cost unequal
+    work.
 
     It starts from a settled database: the write operations before it leave dead index entries and dirty
     pages, whose vacuum or checkpoint would otherwise land in the middle of some sizes' runs."""
@@ -357,6 +378,7 @@ def scale(service: App, conninfo: str, heavy: list[int], args: argparse.Namespac
                     if path is not None:
                         lua = script.replace(f'PREFIX = "{prefix}"', f'PREFIX = "{path}"')
                         targets.setdefault((name, page), {})[size] = (path, lua)
+    page_lengths = _page_lengths(service, targets)
     for round_number in range(args.scale_rounds):
         sizes = heavy[round_number % len(heavy) :] + heavy[: round_number % len(heavy)]
         for (name, page), urls in targets.items():
@@ -372,7 +394,7 @@ def scale(service: App, conninfo: str, heavy: list[int], args: argparse.Namespac
     results: dict[str, Any] = {}
     for (name, page), p50s_by_size in runs.items():
         results.setdefault(name, {})[page] = {str(size): statistics.median(p50s) for size, p50s in p50s_by_size.items()}
-    return results
+    return results, page_lengths
 
 
 def overloaded(service: App, baseline: App, args: argparse.Namespace) -> dict[str, Any]:
@@ -515,7 +537,9 @@ def main() -> None:
         comparison = compare(service, baseline, scripts, args)
         comparison["service_peak_rss_mb"] = peak_rss_mb(service.process.pid)
         comparison["overload"] = {} if args.skip_overload else overloaded(service, baseline, args)
-        comparison["scale"] = {} if args.skip_scale else scale(service, conninfo, heavy, args)
+        comparison["scale"], comparison["scale_page_lengths"] = (
+            ({}, {}) if args.skip_scale else scale(service, conninfo, heavy, args)
+        )
         comparison["scale_outside_target"] = {
             case.name: case.outside_target for case in FILTER_CASES if case.outside_target
         }
