@@ -318,14 +318,17 @@ machine, and with clients that honour `Retry-After` a fraction of that.
 The ratios under the table say how much more CPU a 2xx answer costs at 1,024 connections than at 32.
 Part of it is the refusals': at about a fifth of a page each, all told, one and a half refusals an
 answer add about a third of a page to each, a third of a refusal an answer less than a tenth. The rest,
-about a quarter more for each answer, is not where the service parks its waiting requests: with the slot
-taken at the ASGI entrance, before any middleware (a trial, not kept), an answer at 1,024 connections
-still cost as much more than at 32, run for run on one machine; and a sampling profile of the two loads
-shows the extra time spread over the whole stack, not in any one function. The baseline pays less of it,
-between nothing and a fifth from run to run, and what in the service makes the difference while a
-thousand requests wait is not yet known. More goodput under such load comes from more workers or hosts
-(each worker has its own pool and its own queue), or a proxy in front that keeps a bounded number of
-connections to each worker and holds the excess on its side.
+about a quarter more for each answer, is not the app's own work: called in-process, without uvicorn or
+sockets, with 1,024 requests in flight, a served page costs what it costs with 32 (`python -m
+bench.request_cost --in-flight`: 1.01x). Nor is it where the service parks its waiting requests: with the
+slot taken at the ASGI entrance, before any middleware (a trial, not kept), an answer through uvicorn
+still cost as much more, run for run on one machine; and a sampling profile of the two loads shows the
+extra time spread over the whole stack, not in any one function. It comes with a thousand open
+connections: most likely the kernel's and the event loop's work for them, and what that does to the core's caches,
+which the service, with far more code and data per request than the baseline, feels more (the baseline
+loses between nothing and a fifth from run to run). More goodput under such load comes from more
+workers or hosts (each worker has its own pool and its own queue), or a proxy in front that keeps a
+bounded number of connections to each worker and holds the excess on its side.
 
 The probes are asked on keep-alive connections; the first answer on a connection opened while the
 worker is saturated can take a second or more, so a load balancer should keep its probe connections.
@@ -337,6 +340,7 @@ sudo apt-get install wrk          # Debian's package
 make bench                        # BENCH_DATABASE_URL defaults to the local server's tasks_bench database
 make bench BENCH_ARGS="--operations get,create --rounds 2 --skip-scale"   # a quicker partial run
 cd backend && .venv/bin/python -m bench.request_cost 2>/dev/null   # CPU a request: served, refused, 401
+cd backend && .venv/bin/python -m bench.request_cost --in-flight 2>/dev/null   # a page, 32 and 1,024 in flight
 ```
 
 A partial run prints its table and saves `results/<date>-partial.json`; only a full run rewrites this page.
