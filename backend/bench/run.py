@@ -48,12 +48,12 @@ CURSOR_SECRET = "bench-cursor-secret-that-is-long-enough-000"
 OPERATIONS = ["list", "get", "create", "patch", "toggle"]
 # name: (connections, whether the clients wait the Retry-After of a 503 before asking again)
 OVERLOAD_SCENARIOS = {"32": (32, False), "1024": (1024, False), "1024 retry-after": (1024, True)}
-PAGE_SIZE = 50  # the list's default `limit`
+BASELINE_SCENARIOS = {"baseline 32": (32, False), "baseline 1024": (1024, False)}
 OVERLOAD_MEDIANS = ("goodput_rps", "p50_ms", "p99_ms", "probe_p99_ms", "probe_max_ms")
 CPU_FIGURES = ("worker_cpu_ms_per_answer", "worker_cpu_share", "stolen_share")
-BASELINE_SCENARIOS = {"baseline 32": (32, False), "baseline 1024": (1024, False)}
 ACQUIRE_TIMEOUT_DEFAULT = Settings.model_fields["db_acquire_timeout_seconds"].default
 HEAVY_SIZES = [1_000, 100_000, 1_000_000]
+PAGE_SIZE = 50  # the list's default `limit`
 LUA = (Path(__file__).parent / "wrk" / "operation.lua").read_text()
 SORT_COLUMNS = {
     "-created_at": ("created_at", "DESC"),
