@@ -68,8 +68,8 @@ class GuardedRoute(APIRoute):
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Waits for the request's database slot (src/core/database.py), at most `DB_ACQUIRE_TIMEOUT_SECONDS`,
         else answers 503 with `Retry-After`. Here, once routing has chosen the route and before FastAPI
-        builds the request, a waiting request holds little and a refusal costs an eighth of a served page
-        (docs/design.md). A call without a verified caller (a 401), to a public route or with a method
+        builds the request, a waiting request holds little and a refusal costs an eighth to a sixth of a
+        served page (docs/design.md). A call without a verified caller (a 401), to a public route or with a method
         the route does not serve (a 405) needs no slot."""
         if self.public or CALLER not in scope.get("state", ()) or scope["method"] not in (self.methods or ()):
             await super().handle(scope, receive, send)

@@ -218,13 +218,13 @@ def domain_problem(exc: DomainError) -> Response:
     if isinstance(exc, InvalidInputError):
         return _validation_problem([{"loc": list(exc.loc), "msg": exc.detail, "type": exc.error_type}])
     status, title, type_, headers = _problem_of(exc)
-    return problem_response(status, title=title, detail=exc.detail, type_=type_, headers=dict(headers))
+    return problem_response(status, title=title, detail=exc.detail, type_=type_, headers=headers)
 
 
 async def send_domain_problem(send: Send, exc: DomainError) -> None:
     """`domain_problem` sent straight on the ASGI `send`, for an error met before FastAPI built the request."""
     status, title, type_, headers = _problem_of(exc)
-    await send_problem(send, status, title=title, detail=exc.detail, type_=type_, headers=dict(headers))
+    await send_problem(send, status, title=title, detail=exc.detail, type_=type_, headers=headers)
 
 
 def _problem_of(exc: DomainError) -> tuple[int, str, str, dict[str, str]]:
