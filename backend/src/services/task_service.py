@@ -449,7 +449,9 @@ async def _apply_update(
         await connection.begin()
     rows = await write_recorded(connection, statement, params, now=now)
     if not rows:
-        unchanged = await why_unchanged(connection=connection, user_id=user_id, task_id=task_id)
+        unchanged = await why_unchanged(
+            connection=connection, user_id=user_id, task_id=task_id, expected_versions=expected_versions
+        )
         await connection.rollback()
         raise unchanged
     if new_tags is not None:
@@ -459,7 +461,15 @@ async def _apply_update(
     return cast(TaskRecord, rows[0])
 
 
-async def why_unchanged(*, connection: Connection, user_id: str, task_id: uuid.UUID) -> Exception:
-    """After a conditional write matched no row: the task is gone (404) or at another version (412)."""
+async def why_unchanged(
+    *, connection: Connection, user_id: str, task_id: uuid.UUID, expected_versions: Versions
+) -> Exception:
+    """After a write matched no row: the task is gone (404) or at another version (412).
+
+    Without If-Match only the first can be true. The task may be back by now (restored, or moved out and
+    back by another request while the write waited for its row), but the write found it gone: 404, never a
+    412 for a precondition the client did not send."""
+    if expected_versions is None:
+        return TaskNotFound()
     exists = await connection.fetch(_VERSION_OF, {"owner_id": user_id, "task_id": task_id})
     return TaskNotFound() if not exists else TaskVersionMismatch()

@@ -115,7 +115,9 @@ async def trash_task(
     await connection.begin()
     taken = await connection.fetch(_take_task(if_match_slots(expected_versions)), params)
     if not taken:
-        unchanged = await why_unchanged(connection=connection, user_id=user_id, task_id=task_id)
+        unchanged = await why_unchanged(
+            connection=connection, user_id=user_id, task_id=task_id, expected_versions=expected_versions
+        )
         await connection.rollback()
         raise unchanged
     now = utcnow()
@@ -178,7 +180,8 @@ async def restore_task(
     await connection.begin()
     taken = await connection.fetch(_take_from_trash(if_match_slots(expected_versions)), params)
     if not taken:
-        found = await connection.fetch(
+        # As in why_unchanged: without If-Match, a restore that found nothing to take is a 404.
+        found = expected_versions is not None and await connection.fetch(
             _TRASHED_VERSION_OF, {"owner_id": user_id, "task_id": task_id, "kept_since": kept_since}
         )
         await connection.rollback()
