@@ -318,15 +318,20 @@ machine, and with clients that honour `Retry-After` a fraction of that.
 The ratios under the table say how much more CPU a 2xx answer costs at 1,024 connections than at 32.
 Part of it is the refusals': at about a fifth of a page each, all told, one and a half refusals an
 answer add about a third of a page to each, a third of a refusal an answer less than a tenth. The rest,
-about a quarter more for each answer, is not the app's own work: called in-process, without uvicorn or
-sockets, with 1,024 requests in flight, a served page costs what it costs with 32 (`python -m
-bench.request_cost --in-flight`: 1.01x). Nor is it where the service parks its waiting requests: with the
-slot taken at the ASGI entrance, before any middleware (a trial, not kept), an answer through uvicorn
-still cost as much more, run for run on one machine; and a sampling profile of the two loads shows the
-extra time spread over the whole stack, not in any one function. It comes with a thousand open
-connections: most likely the kernel's and the event loop's work for them, and what that does to the core's caches,
-which the service, with far more code and data per request than the baseline, feels more (the baseline
-loses between nothing and a fifth from run to run). More goodput under such load comes from more
+about a quarter more for each answer, is not more work in the worker. Counted in instructions, through
+the whole stack (uvicorn, httptools, uvloop, the app, the driver) with the worker under callgrind, a
+served page runs 3.26 million instructions at 1,024 connections against 3.20 million at 32 (1.02x), with
+3% more misses in a simulated core's first-level caches and 10% more in its 1 MiB second level (`python
+-m bench.instructions`), too few to cost a quarter; called in-process, without uvicorn or sockets, it
+costs the same CPU time with 1,024 requests in flight as with 32 (`python -m bench.request_cost
+--in-flight`: 1.01x). Nor is it where the service parks its waiting requests: with the slot taken at the
+ASGI entrance, before any middleware (a trial, not kept), an answer through uvicorn still cost as much
+more, run for run on one machine; and a sampling profile of the two loads shows the extra time spread
+over the whole stack, not in any one function. So the same instructions take longer: what a thousand
+open connections cost outside the worker's own code, in the kernel and in the caches the worker shares
+with it and with the client and the database on two cores, which the service, with far more code and
+data per request than the baseline, feels more (the baseline loses between nothing and a fifth from run
+to run). More goodput under such load comes from more
 workers or hosts (each worker has its own pool and its own queue), or a proxy in front that keeps a
 bounded number of connections to each worker and holds the excess on its side.
 
@@ -341,6 +346,7 @@ make bench                        # BENCH_DATABASE_URL defaults to the local ser
 make bench BENCH_ARGS="--operations get,create --rounds 2 --skip-scale"   # a quicker partial run
 cd backend && .venv/bin/python -m bench.request_cost 2>/dev/null   # CPU a request: served, refused, 401
 cd backend && .venv/bin/python -m bench.request_cost --in-flight 2>/dev/null   # a page, 32 and 1,024 in flight
+cd backend && .venv/bin/python -m bench.instructions   # a page's instructions through uvicorn, 32 and 1,024 (valgrind)
 ```
 
 A partial run prints its table and saves `results/<date>-partial.json`; only a full run rewrites this page.
