@@ -1,7 +1,7 @@
 """What a served 50-task page costs the worker in instructions, through the whole stack (uvicorn, httptools,
 uvloop, the app, the driver), with 32 and with 1,024 connections in a closed loop. The worker runs under
 valgrind's callgrind, which counts the instructions it runs and the misses of a simulated cache (here a
-core's: 32 KiB first-level caches and a 1 MiB second level), the same counts whatever else the machine is
+core with 32 KiB first-level caches and a 1 MiB second level), the same counts whatever else the machine is
 doing. What the counts leave out is the kernel's work and the real caches, shared with other processes.
 
 `python -m bench.instructions` (valgrind; BENCH_DATABASE_URL's server, seeded by `make bench`). The worker

@@ -91,6 +91,22 @@ GUARDS = [
         ("tests/contract/test_public_fields.py",),
     ),
     Guard(
+        "write answers: a write without If-Match that finds its task gone is a 404, never a 412",
+        "src/services/task_service.py",
+        "    if expected_versions is None:\n        return TaskNotFound()\n",
+        "",
+        ("tests/integration/test_writes_racing_a_move.py",),
+    ),
+    Guard(
+        "restore answers: a restore without If-Match that finds nothing to take is a 404, never a 412",
+        "src/services/trash_service.py",
+        "found = expected_versions is not None and await connection.fetch(",
+        "found = await connection.fetch(",
+        (
+            "tests/integration/test_writes_racing_a_move.py::test_a_write_that_finds_its_task_moved_away_is_404_though_it_is_back[restore-postgresql]",
+        ),
+    ),
+    Guard(
         "pool renewal: a lost database renews every connection opened before",
         "src/core/database.py",
         "self._renewal.database_lost()",

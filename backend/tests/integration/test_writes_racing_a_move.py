@@ -50,7 +50,10 @@ def _wait_until_a_statement_waits_for_a_lock(db: Engine) -> None:
     with db.connect() as watcher:
         while time.monotonic() < deadline:
             waiting = watcher.execute(
-                text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+                text(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                )
             ).scalar_one()
             if waiting:
                 return
