@@ -8,6 +8,7 @@ are isolated by data: each one works in the collections of users it makes up, wi
 from __future__ import annotations
 
 import os
+import string
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -101,6 +102,15 @@ def db(database_url: str) -> Iterator[Engine]:
     engine = create_engine(sync_url(database_url))
     yield engine
     engine.dispose()
+
+
+def respelled(token: str) -> str:
+    """A cursor or sync token whose signature decodes to the same bytes but is spelled otherwise: its last
+    character with an unused low bit set (a 16-byte signature leaves four unused)."""
+    alphabet = string.ascii_uppercase + string.ascii_lowercase + string.digits + "-_"
+    last = alphabet[alphabet.index(token[-1]) | 1]
+    assert last != token[-1], "a signature's last character has its unused bits clear"
+    return token[:-1] + last
 
 
 def make_token(

@@ -129,6 +129,12 @@ def _b64encode(raw: bytes) -> str:
 
 
 def _b64decode(text: str) -> bytes:
+    """Only the spelling `_b64encode` gives. Base64 decoding skips characters outside its alphabet and
+    ignores the unused low bits of the last character, so other strings would pass for the same token;
+    a token is given back unchanged, or refused."""
     if not text.isascii():
         raise ValueError("not base64")
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if _b64encode(raw) != text:
+        raise ValueError("not the token's own spelling")
+    return raw

@@ -107,6 +107,13 @@ GUARDS = [
         ),
     ),
     Guard(
+        "tokens: a cursor or sync token is taken only as it was given, not respelled",
+        "src/services/pagination.py",
+        '    if _b64encode(raw) != text:\n        raise ValueError("not the token\'s own spelling")\n',
+        "",
+        ("tests/integration/test_sync.py::test_a_tampered_or_borrowed_token_is_a_422",),
+    ),
+    Guard(
         "pool renewal: a lost database renews every connection opened before",
         "src/core/database.py",
         "self._renewal.database_lost()",

@@ -18,7 +18,7 @@ from src.models.sync import ChangesPage, TaskChange
 from src.models.task import TaskPatch
 from src.services import task_service
 from src.services.sync_service import SyncToken, encode_token
-from tests.conftest import User, settings_for, walk_pages
+from tests.conftest import User, respelled, settings_for, walk_pages
 
 CreateTask = Callable[..., dict[str, Any]]
 task_changes = TaskChange.__table__  # type: ignore[attr-defined]
@@ -159,7 +159,14 @@ def test_a_tampered_or_borrowed_token_is_a_422(client: TestClient, alice: User, 
     payload, mac = alices.split(".")
     list_cursor_like = "eyJzIjoiLWNyZWF0ZWRfYXQifQ." + mac
 
-    for token in (alices[:-2] + "xx", payload + "." + mac[::-1], list_cursor_like, "not-a-token"):
+    other_mac = ("B" if mac[0] == "A" else "A") + mac[1:]
+    for token in (
+        payload + "." + other_mac,
+        payload + "." + mac[::-1],
+        respelled(alices),
+        list_cursor_like,
+        "not-a-token",
+    ):
         response = client.get(changes_url(alice), params={"since": token}, headers=alice.headers)
         assert response.status_code == 422, token
         assert response.json()["errors"][0]["loc"] == ["query", "since"]
