@@ -15,61 +15,35 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import uvloop
 
 from bench.overload import Tally, _Client, _request
-from bench.run import CURSOR_SECRET, JWT_SECRET, _free_port, _token
-from bench.seed import bench_database_url, regular_user
-from src.core.config import BACKEND_DIR
+from bench.run import App, _token, running, service_environment
+from bench.seed import regular_user
 
+UNBOUNDED_WAIT = "86400"  # DB_ACQUIRE_TIMEOUT_SECONDS
 CACHES = ["--D1=32768,8,64", "--I1=32768,8,64", "--LL=1048576,16,64"]
 EVENTS = {"Ir": "instructions", "I1mr": "L1i misses", "D1mr": "L1d read misses", "DLmr": "L2 read misses"}
 
 
-@contextlib.contextmanager
-def worker_under_callgrind(output: Path) -> Iterator[tuple[int, int]]:
-    """The service, one worker, under callgrind; yields its port and process id once it answers."""
-    port = _free_port()
-    env = {
-        **os.environ,
-        "ENVIRONMENT": "production",
-        "DATABASE_URL": bench_database_url().replace("postgresql://", "postgresql+psycopg://"),
-        "AUTH_JWT_SECRET": JWT_SECRET,
-        "CURSOR_SECRET": CURSOR_SECRET,
-        "LOG_FORMAT": "json",
-        "DB_POOL_SIZE": "10",
-        "DB_MAX_OVERFLOW": "0",
-        "DB_ACQUIRE_TIMEOUT_SECONDS": "86400",
-    }
-    command = ["valgrind", "--tool=callgrind", "--cache-sim=yes", *CACHES, f"--callgrind-out-file={output}"]
-    command += [sys.executable, "-m", "src.cli", "serve", "--port", str(port)]
-    with (output.parent / "service.log").open("wb") as log:
-        process = subprocess.Popen(command, cwd=BACKEND_DIR, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 600
-        while time.monotonic() < deadline and process.poll() is None:
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=30).status_code == 200:
-                    yield port, process.pid
-                    return
-            time.sleep(2)
-        raise RuntimeError(f"the worker did not start under callgrind: see {output.parent / 'service.log'}")
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
+def worker_under_callgrind(output: Path) -> contextlib.AbstractContextManager[App]:
+    """The service, one worker, under callgrind (valgrind runs it in its own process: the same pid)."""
+    launcher = ["valgrind", "--tool=callgrind", "--cache-sim=yes", *CACHES, f"--callgrind-out-file={output}"]
+    return running(
+        "service under callgrind",
+        ["-m", "src.cli", "serve", "--host", "127.0.0.1"],
+        service_environment(UNBOUNDED_WAIT),
+        "/healthz",
+        output.parent / "service.log",
+        launcher=launcher,
+        start_seconds=600,
+    )
 
 
 async def _callgrind_control(command: str, pid: int) -> None:
@@ -80,7 +54,7 @@ async def _callgrind_control(command: str, pid: int) -> None:
         raise RuntimeError(f"callgrind_control {command} failed")
 
 
-async def _counted(port: int, pid: int, connections: int, warmup: float, seconds: float) -> int:
+async def _counted(worker: App, connections: int, warmup: float, seconds: float) -> int:
     """Pages answered in the window (whenever asked for), with callgrind's counters zeroed at its start and
     dumped at its end."""
     user = regular_user(0)
@@ -88,14 +62,14 @@ async def _counted(port: int, pid: int, connections: int, warmup: float, seconds
     loop = asyncio.get_running_loop()
     tally = Tally(window=(float("inf"), float("inf")))
     clients = [
-        (await loop.create_connection(lambda: _Client(request, tally, False), "127.0.0.1", port))[1]
+        (await loop.create_connection(lambda: _Client(request, tally, False), "127.0.0.1", worker.port))[1]
         for _ in range(connections)
     ]
     await asyncio.sleep(warmup)
-    await _callgrind_control("--zero", pid)
+    await _callgrind_control("--zero", worker.process.pid)
     tally.window = (0.0, float("inf"))  # every answer from now on, whenever its request was sent
     await asyncio.sleep(seconds)
-    await _callgrind_control(f"--dump={connections}", pid)
+    await _callgrind_control(f"--dump={connections}", worker.process.pid)
     tally.window = (float("inf"), float("inf"))
     for client in clients:
         assert client.transport is not None
@@ -120,9 +94,9 @@ def main() -> None:
         sys.exit("valgrind is not installed: `sudo apt-get install valgrind` (Debian's package), then run again")
     per_page: dict[int, dict[str, float]] = {}
     output = Path(tempfile.mkdtemp(prefix="tasks-callgrind-")) / "callgrind.out"
-    with worker_under_callgrind(output) as (port, pid):
+    with worker_under_callgrind(output) as worker:
         for dump_number, (connections, warmup) in enumerate([(32, 30.0), (1024, 90.0)], start=1):
-            pages = uvloop.run(_counted(port, pid, connections, warmup, args.seconds))
+            pages = uvloop.run(_counted(worker, connections, warmup, args.seconds))
             counts = _counts(Path(f"{output}.{dump_number}"))
             per_page[connections] = {event: counts[event] / pages for event in EVENTS}
             print(f"{connections:>5} connections: {pages} pages counted, in {output}.{dump_number}", flush=True)

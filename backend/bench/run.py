@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -126,6 +126,10 @@ class App:
     process: subprocess.Popen[bytes]
     base_url: str
 
+    @property
+    def port(self) -> int:
+        return int(self.base_url.rsplit(":", 1)[1])
+
 
 def _free_port() -> int:
     with socket.socket() as probe:
@@ -147,12 +151,38 @@ def prepare_database(conninfo: str, users: int, tasks_per_user: int, heavy: list
     seed(conninfo, wanted_tasks(users, tasks_per_user, heavy))
 
 
+def service_environment(acquire_timeout: str) -> dict[str, str]:
+    """The service's settings in a benchmark: one worker, production mode, a pool of 10."""
+    return {
+        "ENVIRONMENT": "production",
+        "DATABASE_URL": bench_database_url().replace("postgresql://", "postgresql+psycopg://"),
+        "AUTH_JWT_SECRET": JWT_SECRET,
+        "CURSOR_SECRET": CURSOR_SECRET,
+        "WEB_CONCURRENCY": "1",
+        "LOG_FORMAT": "json",
+        "LOG_LEVEL": "INFO",
+        "DB_POOL_SIZE": "10",
+        "DB_MAX_OVERFLOW": "0",
+        "DB_ACQUIRE_TIMEOUT_SECONDS": acquire_timeout,
+    }
+
+
 @contextlib.contextmanager
-def running(name: str, args: list[str], env: dict[str, str], ready_path: str, log: Path) -> Iterator[App]:
+def running(
+    name: str,
+    args: list[str],
+    env: dict[str, str],
+    ready_path: str,
+    log: Path,
+    *,
+    launcher: Sequence[str] = (),
+    start_seconds: float = 30,
+) -> Iterator[App]:
+    """`python args --port P` (under `launcher`, if any), until it answers `ready_path`, then stopped."""
     port = _free_port()
     with log.open("wb") as output:
         process = subprocess.Popen(
-            [sys.executable, *args, "--port", str(port)],
+            [*launcher, sys.executable, *args, "--port", str(port)],
             cwd=BACKEND_DIR,
             env={**os.environ, **env},
             stdout=output,
@@ -160,7 +190,7 @@ def running(name: str, args: list[str], env: dict[str, str], ready_path: str, lo
         )
     app = App(name, process, f"http://127.0.0.1:{port}")
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + start_seconds
         while True:
             with contextlib.suppress(httpx.TransportError):
                 if (
@@ -415,7 +445,7 @@ def overloaded(service: App, baseline: App, args: argparse.Namespace) -> dict[st
     for round_number in range(1, args.overload_rounds + 1):
         for app, scenario, (connections, honour_retry_after) in apps:
             figures = overload.run(
-                int(app.base_url.rsplit(":", 1)[1]),
+                app.port,
                 path,
                 _token(user),
                 connections=connections,
@@ -489,24 +519,10 @@ def main() -> None:
         sys.exit("wrk is not installed: `sudo apt-get install wrk` (Debian's package), then run `make bench` again")
     heavy = [int(size) for size in args.heavy.split(",") if size]
     conninfo = bench_database_url()
-    url = conninfo.replace("postgresql://", "postgresql+psycopg://")
     prepare_database(conninfo, users=len(OPERATIONS) + 5, tasks_per_user=100, heavy=heavy)
     scripts = operation_scripts(conninfo)
     logs = Path(tempfile.mkdtemp(prefix="tasks-bench-"))
-    service_env = {
-        "ENVIRONMENT": "production",
-        "DATABASE_URL": url,
-        "AUTH_JWT_SECRET": JWT_SECRET,
-        "CURSOR_SECRET": CURSOR_SECRET,
-        "WEB_CONCURRENCY": "1",
-        "LOG_FORMAT": "json",
-        "LOG_LEVEL": "INFO",
-        "DB_POOL_SIZE": "10",
-        "DB_MAX_OVERFLOW": "0",
-        "DB_ACQUIRE_TIMEOUT_SECONDS": os.environ.get(
-            "DB_ACQUIRE_TIMEOUT_SECONDS", str(Settings.model_fields["db_acquire_timeout_seconds"].default)
-        ),
-    }
+    service_env = service_environment(os.environ.get("DB_ACQUIRE_TIMEOUT_SECONDS", str(ACQUIRE_TIMEOUT_DEFAULT)))
     baseline_env = {"BENCH_DATABASE_URL": conninfo, "CURSOR_SECRET": CURSOR_SECRET}
     list_path = "/api/v1/users/bench-user-0/tasks"
     with (
