@@ -24,7 +24,7 @@ from pathlib import Path
 import uvloop
 
 from bench.overload import Tally, _Client, _request
-from bench.run import App, _token, running, service_environment
+from bench.run import SERVICE_COMMAND, App, _token, running, service_environment
 from bench.seed import regular_user
 
 UNBOUNDED_WAIT = "86400"  # DB_ACQUIRE_TIMEOUT_SECONDS
@@ -37,7 +37,7 @@ def worker_under_callgrind(output: Path) -> contextlib.AbstractContextManager[Ap
     launcher = ["valgrind", "--tool=callgrind", "--cache-sim=yes", *CACHES, f"--callgrind-out-file={output}"]
     return running(
         "service under callgrind",
-        ["-m", "src.cli", "serve", "--host", "127.0.0.1"],
+        SERVICE_COMMAND,
         service_environment(UNBOUNDED_WAIT),
         "/healthz",
         output.parent / "service.log",

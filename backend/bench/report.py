@@ -101,6 +101,12 @@ def overload_table(results: dict[str, Any]) -> str:
             f"{figures['client_errors']} / {figures['client_timeouts']} | {figures['probe_p99_ms']:.1f} / "
             f"{figures['probe_max_ms']:.1f} | {figures['probe_failures']} | {_cpu_columns(figures)} |"
         )
+    for figures in overload.get("unbounded", {}).values():
+        lines.append(
+            f"| 1,024, service waiting without bound (never refuses) | {figures['goodput_rps']:,.0f} | "
+            f"{figures['p50_ms']:,.0f} / {figures['p99_ms']:,.0f} | {figures['refused_503']:,} | "
+            f"{figures['client_errors']} / {figures['client_timeouts']} | - | - | {_cpu_columns(figures)} |"
+        )
     for scenario, figures in overload.get("baseline", {}).items():
         lines.append(
             f"| {int(scenario.split()[-1]):,}, baseline (never refuses) | {figures['goodput_rps']:,.0f} | "
@@ -126,6 +132,13 @@ def overload_table(results: dict[str, Any]) -> str:
             f"\nThe baseline, the bare stack with nothing of the service's, keeps "
             f"{overload['baseline_goodput_ratio']:.0%} of its goodput at 1,024 connections (no refusals: every "
             "request waits for the pool, however long)."
+        )
+    if "unbounded_goodput_ratio" in overload:
+        lines.append(
+            f"\nThe service waiting for a slot without bound, so that nothing is refused, keeps "
+            f"{overload['unbounded_goodput_ratio']:.0%} of its goodput at 32 connections when 1,024 ask, each "
+            f"answer costing {overload['unbounded_cpu_per_answer_ratio']:.2f}x the worker's CPU time: what a "
+            "thousand requests in flight cost the service before any refusal."
         )
     if "cpu_per_answer_ratio" in overload:
         lines.append(

@@ -49,6 +49,11 @@ OPERATIONS = ["list", "get", "create", "patch", "toggle"]
 # name: (connections, whether the clients wait the Retry-After of a 503 before asking again)
 OVERLOAD_SCENARIOS = {"32": (32, False), "1024": (1024, False), "1024 retry-after": (1024, True)}
 BASELINE_SCENARIOS = {"baseline 32": (32, False), "baseline 1024": (1024, False)}
+# The service again with a wait for a slot so long that nothing is refused, at 1,024 connections: what the
+# service itself keeps with a thousand requests in flight, apart from what its refusals cost.
+UNBOUNDED_SCENARIOS = {"unbounded 1024": (1024, False)}
+UNBOUNDED_WAIT_SECONDS = "3600"
+SERVICE_COMMAND = ["-m", "src.cli", "serve", "--host", "127.0.0.1"]
 OVERLOAD_MEDIANS = ("goodput_rps", "p50_ms", "p99_ms", "probe_p99_ms", "probe_max_ms")
 CPU_FIGURES = ("worker_cpu_ms_per_answer", "worker_cpu_share", "stolen_share")
 ACQUIRE_TIMEOUT_DEFAULT = Settings.model_fields["db_acquire_timeout_seconds"].default
@@ -427,44 +432,71 @@ def scale(
     return results, page_lengths
 
 
-def overloaded(service: App, baseline: App, args: argparse.Namespace) -> dict[str, Any]:
+def _overload_rounds(
+    apps: list[tuple[App, dict[str, tuple[int, bool]]]],
+    path: str,
+    token: str,
+    args: argparse.Namespace,
+    *,
+    probed: App,
+) -> dict[str, list[dict[str, Any]]]:
+    """Each app's scenarios in turn, round after round; the health probes are asked of `probed` only."""
+    runs: dict[str, list[dict[str, Any]]] = {scenario: [] for _, scenarios in apps for scenario in scenarios}
+    for round_number in range(1, args.overload_rounds + 1):
+        for app, scenarios in apps:
+            for scenario, (connections, honour_retry_after) in scenarios.items():
+                figures = overload.run(
+                    app.port,
+                    path,
+                    token,
+                    connections=connections,
+                    seconds=args.overload_duration,
+                    honour_retry_after=honour_retry_after,
+                    probes=("/healthz", "/readyz") if app is probed else (),
+                    worker_pid=app.process.pid,
+                )
+                runs[scenario].append(figures)
+                print(
+                    f"overload round {round_number} {scenario:>18}: goodput {figures['goodput_rps']:7.0f}/s  "
+                    f"p50 {figures['p50_ms']:7.1f} ms  p99 {figures['p99_ms']:7.1f} ms  "
+                    f"503 {figures['refused_503']:6d}  "
+                    f"client errors {figures['client_errors'] + figures['client_timeouts']}  "
+                    f"probes p99 {figures['probe_p99_ms']:.1f} ms, worst {figures['probe_max_ms']:.1f} ms  "
+                    f"worker CPU {figures.get('worker_cpu_share', math.nan):.0%}, "
+                    f"{figures.get('worker_cpu_ms_per_answer', math.nan):.2f} ms an answer  "
+                    f"stolen {figures.get('stolen_share', math.nan):.1%}",
+                    flush=True,
+                )
+    return runs
+
+
+def overloaded(service: App, baseline: App, args: argparse.Namespace, logs: Path) -> dict[str, Any]:
     """One worker's list route at 32, then 1,024 connections (opened and warmed before the measured window,
     as a proxy's pooled connections would be), with the health probes asked every 100 ms throughout; at
     1,024 twice: clients that retry a refusal at once, and clients that wait the Retry-After the 503 asks
-    for. Then the baseline at 32 and 1,024 (it never refuses: every request waits for the pool), for what
-    the bare stack itself keeps with a thousand requests in flight. Each run also reads, from /proc, the
-    worker's CPU time per answer and the share of the machine's time the hypervisor gave elsewhere, so a
-    reader can tell a cost of the load from a slower machine. Figures are medians over the rounds; each
-    ratio is the median over the rounds of that round's 1,024/32 ratio, as for the operations."""
+    for. Then a second service process that waits for a slot without bound (it never refuses) at 1,024,
+    and the baseline at 32 and 1,024 (it never refuses either: every request waits for the pool), for what
+    the service and the bare stack keep with a thousand requests in flight, apart from any refusal. Each
+    run also reads, from /proc, the worker's CPU time per answer and the share of the machine's time the
+    hypervisor gave elsewhere, so a reader can tell a cost of the load from a slower machine. Figures are
+    medians over the rounds; each ratio is the median over the rounds of that round's 1,024/32 ratio, as
+    for the operations."""
     user = regular_user(0)
     path = f"/api/v1/users/{user}/tasks"
-    runs: dict[str, list[dict[str, Any]]] = {scenario: [] for scenario in (*OVERLOAD_SCENARIOS, *BASELINE_SCENARIOS)}
-    apps = [(service, scenario, OVERLOAD_SCENARIOS[scenario]) for scenario in OVERLOAD_SCENARIOS] + [
-        (baseline, scenario, BASELINE_SCENARIOS[scenario]) for scenario in BASELINE_SCENARIOS
-    ]
-    for round_number in range(1, args.overload_rounds + 1):
-        for app, scenario, (connections, honour_retry_after) in apps:
-            figures = overload.run(
-                app.port,
-                path,
-                _token(user),
-                connections=connections,
-                seconds=args.overload_duration,
-                honour_retry_after=honour_retry_after,
-                probes=("/healthz", "/readyz") if app is service else (),
-                worker_pid=app.process.pid,
-            )
-            runs[scenario].append(figures)
-            print(
-                f"overload round {round_number} {scenario:>18}: goodput {figures['goodput_rps']:7.0f}/s  "
-                f"p50 {figures['p50_ms']:7.1f} ms  p99 {figures['p99_ms']:7.1f} ms  503 {figures['refused_503']:6d}  "
-                f"client errors {figures['client_errors'] + figures['client_timeouts']}  "
-                f"probes p99 {figures['probe_p99_ms']:.1f} ms, worst {figures['probe_max_ms']:.1f} ms  "
-                f"worker CPU {figures.get('worker_cpu_share', math.nan):.0%}, "
-                f"{figures.get('worker_cpu_ms_per_answer', math.nan):.2f} ms an answer  "
-                f"stolen {figures.get('stolen_share', math.nan):.1%}",
-                flush=True,
-            )
+    with running(
+        "service, unbounded wait",
+        SERVICE_COMMAND,
+        service_environment(UNBOUNDED_WAIT_SECONDS),
+        path,
+        logs / "service-unbounded.log",
+    ) as unbounded:
+        runs = _overload_rounds(
+            [(service, OVERLOAD_SCENARIOS), (unbounded, UNBOUNDED_SCENARIOS), (baseline, BASELINE_SCENARIOS)],
+            path,
+            _token(user),
+            args,
+            probed=service,
+        )
     summary = {
         scenario: {
             key: statistics.median(run[key] for run in scenario_runs)
@@ -491,9 +523,13 @@ def overloaded(service: App, baseline: App, args: argparse.Namespace) -> dict[st
         "baseline_cpu_per_answer_ratio": ratio("baseline 1024", "baseline 32", cost_per_answer),
         "connections": {scenario: summary[scenario] for scenario in OVERLOAD_SCENARIOS},
         "baseline": {scenario: summary[scenario] for scenario in BASELINE_SCENARIOS},
+        "unbounded": {scenario: summary[scenario] for scenario in UNBOUNDED_SCENARIOS},
         "goodput_ratio": ratio("1024", "32"),
         "goodput_ratio_retry_after": ratio("1024 retry-after", "32"),
         "baseline_goodput_ratio": ratio("baseline 1024", "baseline 32"),
+        # The service's 1,024 without refusals against its own 32 (where nothing is refused either).
+        "unbounded_goodput_ratio": ratio("unbounded 1024", "32"),
+        "unbounded_cpu_per_answer_ratio": ratio("unbounded 1024", "32", cost_per_answer),
         "runs": runs,
     }
 
@@ -526,9 +562,7 @@ def main() -> None:
     baseline_env = {"BENCH_DATABASE_URL": conninfo, "CURSOR_SECRET": CURSOR_SECRET}
     list_path = "/api/v1/users/bench-user-0/tasks"
     with (
-        running(
-            "service", ["-m", "src.cli", "serve", "--host", "127.0.0.1"], service_env, list_path, logs / "service.log"
-        ) as service,
+        running("service", SERVICE_COMMAND, service_env, list_path, logs / "service.log") as service,
         running(
             "baseline",
             [
@@ -552,7 +586,7 @@ def main() -> None:
     ):
         comparison = compare(service, baseline, scripts, args)
         comparison["service_peak_rss_mb"] = peak_rss_mb(service.process.pid)
-        comparison["overload"] = {} if args.skip_overload else overloaded(service, baseline, args)
+        comparison["overload"] = {} if args.skip_overload else overloaded(service, baseline, args, logs)
         comparison["scale"], comparison["scale_page_lengths"] = (
             ({}, {}) if args.skip_scale else scale(service, conninfo, heavy, args)
         )
