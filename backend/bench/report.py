@@ -323,10 +323,15 @@ CPU time over the run divided by its 2xx answers (so the refusals' cost is in it
 machine's CPU time its hypervisor gave to other guests. A run with a tenth or more stolen measured a
 slower machine as much as the service.
 
-The baseline rows show the other side of the trade: the bare stack never refuses, so every client waits
-its turn and its p99 reaches 1 s or more. The service keeps the answered p99 under the bound by
-refusing; with clients that retry at once that is one refusal for every one or two answers on this
-machine, and with clients that honour `Retry-After` a fraction of that.
+The baseline rows and the row of the service waiting without bound show the other side of the trade:
+neither refuses, so every client waits its turn and the p99 reaches 1 s or more. The service keeps the
+answered p99 under the bound by refusing; with clients that retry at once that is one refusal for every
+one or two answers on this machine, and with clients that honour `Retry-After` a fraction of that.
+Together, the rows split what the service loses at 1,024 connections in two. Waiting without bound, it
+loses only what a thousand requests in flight cost the worker, which the bare stack loses too, by about
+as much; refusing, it loses that and what its refusals cost. With clients that honour `Retry-After` the
+refusals cost little, and that scenario keeps about what the unbounded one keeps; with clients that
+retry at once, the refusals take the rest.
 
 The ratios under the table say how much more CPU a 2xx answer costs at 1,024 connections than at 32.
 Part of it is the refusals': at about a fifth of a page each, all told, one and a half refusals an
