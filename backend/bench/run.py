@@ -428,7 +428,15 @@ def scale(
                 )
     results: dict[str, Any] = {}
     for (name, page), p50s_by_size in runs.items():
-        results.setdefault(name, {})[page] = {str(size): statistics.median(p50s) for size, p50s in p50s_by_size.items()}
+        smallest, largest = min(p50s_by_size), max(p50s_by_size)
+        by_size: dict[str, Any] = {str(size): statistics.median(p50s) for size, p50s in p50s_by_size.items()}
+        # As for the operations, the ratio is the median of each round's own ratio: the sizes of a case run
+        # back to back in a round, and a noisy machine's latency can step between runs (by a millisecond,
+        # seen here), which would decide a ratio whenever the rounds' medians fell on different steps.
+        by_size["ratio"] = statistics.median(
+            big / small for big, small in zip(p50s_by_size[largest], p50s_by_size[smallest], strict=True)
+        )
+        results.setdefault(name, {})[page] = by_size
     return results, page_lengths
 
 
