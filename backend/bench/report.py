@@ -331,10 +331,11 @@ neither refuses, so every client waits its turn and the p99 reaches 1 s or more.
 answered p99 under the bound by refusing; with clients that retry at once that is one refusal for every
 one or two answers on this machine, and with clients that honour `Retry-After` a fraction of that.
 Together, the rows split what the service loses at 1,024 connections in two. Waiting without bound, it
-loses only what a thousand requests in flight cost the worker, which the bare stack loses too, by about
-as much; refusing, it loses that and what its refusals cost. With clients that honour `Retry-After` the
-refusals cost little, and that scenario keeps about what the unbounded one keeps; with clients that
-retry at once, the refusals take the rest.
+loses what a thousand requests in flight cost the worker, apart from any refusal (the bare stack loses
+some of that too, less, and from run to run between nothing and a fifth); refusing, it loses that and
+what its refusals cost. With clients that honour `Retry-After` the refusals cost little, and that
+scenario keeps a little less than the unbounded one; with clients that retry at once, the refusals take
+more.
 
 The ratios under the table say how much more CPU a 2xx answer costs at 1,024 connections than at 32.
 Part of it is the refusals': at about a fifth of a page each, all told, one and a half refusals an
