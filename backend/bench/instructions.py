@@ -24,10 +24,9 @@ from pathlib import Path
 import uvloop
 
 from bench.overload import Tally, _Client, _request
-from bench.run import SERVICE_COMMAND, App, _token, running, service_environment
+from bench.run import SERVICE_COMMAND, UNBOUNDED_WAIT_SECONDS, App, _token, running, service_environment
 from bench.seed import regular_user
 
-UNBOUNDED_WAIT = "86400"  # DB_ACQUIRE_TIMEOUT_SECONDS
 CACHES = ["--D1=32768,8,64", "--I1=32768,8,64", "--LL=1048576,16,64"]
 EVENTS = {"Ir": "instructions", "I1mr": "L1i misses", "D1mr": "L1d read misses", "DLmr": "L2 read misses"}
 
@@ -38,7 +37,7 @@ def worker_under_callgrind(output: Path) -> contextlib.AbstractContextManager[Ap
     return running(
         "service under callgrind",
         SERVICE_COMMAND,
-        service_environment(UNBOUNDED_WAIT),
+        service_environment(UNBOUNDED_WAIT_SECONDS),
         "/healthz",
         output.parent / "service.log",
         launcher=launcher,
