@@ -101,15 +101,13 @@ def overload_table(results: dict[str, Any]) -> str:
             f"{figures['client_errors']} / {figures['client_timeouts']} | {figures['probe_p99_ms']:.1f} / "
             f"{figures['probe_max_ms']:.1f} | {figures['probe_failures']} | {_cpu_columns(figures)} |"
         )
-    for figures in overload.get("unbounded", {}).values():
+    never_refusing = [
+        ("service waiting without bound", scenario, figures)
+        for scenario, figures in overload.get("unbounded", {}).items()
+    ] + [("baseline", scenario, figures) for scenario, figures in overload.get("baseline", {}).items()]
+    for who, scenario, figures in never_refusing:
         lines.append(
-            f"| 1,024, service waiting without bound (never refuses) | {figures['goodput_rps']:,.0f} | "
-            f"{figures['p50_ms']:,.0f} / {figures['p99_ms']:,.0f} | {figures['refused_503']:,} | "
-            f"{figures['client_errors']} / {figures['client_timeouts']} | - | - | {_cpu_columns(figures)} |"
-        )
-    for scenario, figures in overload.get("baseline", {}).items():
-        lines.append(
-            f"| {int(scenario.split()[-1]):,}, baseline (never refuses) | {figures['goodput_rps']:,.0f} | "
+            f"| {int(scenario.split()[-1]):,}, {who} (never refuses) | {figures['goodput_rps']:,.0f} | "
             f"{figures['p50_ms']:,.0f} / {figures['p99_ms']:,.0f} | - | {figures['client_errors']} / "
             f"{figures['client_timeouts']} | - | - | {_cpu_columns(figures)} |"
         )
